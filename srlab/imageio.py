@@ -1,0 +1,90 @@
+"""Reading photos into arrays, whatever the camera or editor wrote.
+
+Every reader returns ``uint8`` arrays: RGB ``H x W x 3`` (or ``H x W`` for :func:`read_gray`).
+Pillow does the decoding; this module only decides what a super-resolution pipeline should do with
+the modes people actually meet (palette, grayscale, alpha, 16-bit, CMYK, EXIF-rotated phone shots).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+
+
+class ImageReadError(ValueError):
+    """An image file that cannot be decoded (missing, not an image, truncated or corrupt)."""
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Decode fully (so truncation is found now, not in a worker later) and apply EXIF orientation."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return ImageOps.exif_transpose(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        # Pillow raises OSError for truncated files and SyntaxError for some broken headers.
+        raise ImageReadError(f"{path}: cannot read image ({err})") from err
+
+
+def to_rgb_array(im: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> ``uint8`` RGB ``H x W x 3``.
+
+    16-bit grayscale is scaled to 8 bits (not clipped: Pillow's own ``convert`` clips at 255);
+    alpha is composited on white, which is what a viewer shows for a transparent photo.
+    """
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        gray = np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if im.mode == "F":
+        arr = np.asarray(im, dtype=np.float64)
+        gray = np.clip(np.rint(arr * (255.0 if arr.max() <= 1.0 else 1.0)), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    return np.asarray(im.convert("RGB"))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read any image file as ``uint8`` RGB ``H x W x 3``; raises :class:`ImageReadError`."""
+    return to_rgb_array(open_image(path))
+
+
+def is_grayscale(img: np.ndarray) -> bool:
+    """True for ``H x W`` arrays and for RGB arrays whose three channels are equal."""
+    if img.ndim == 2:
+        return True
+    return bool(np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]))
+
+
+def save_png(img: np.ndarray, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path)
+    return path
+
+
+def read_images_skipping_bad(paths: list[Path]) -> list[tuple[Path, np.ndarray]]:
+    """Read what can be read; warn once per unreadable file, naming it."""
+    out = []
+    for path in paths:
+        try:
+            out.append((path, read_image(path)))
+        except ImageReadError as err:
+            warnings.warn(f"skipping unreadable image: {err}", stacklevel=2)
+    return out

@@ -1,0 +1,1 @@
+"""Lightning callbacks and plugins used by the training configs."""

@@ -16,7 +16,7 @@ Tensors: ``N x 3 x H x W``, RGB, float in [0, 1].
 from __future__ import annotations
 
 import torch
-from torchmetrics.functional import peak_signal_noise_ratio, structural_similarity_index_measure
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from srlab.color import rgb_to_y
 

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 log = logging.getLogger("srlab.sweep")
 
-COLUMNS = ("run_name", "best_psnr", "best_ssim", "train_time_s", "steps", "params", "sparsity")
+COLUMNS = ("run_name", "best_psnr", "bicubic_psnr", "best_ssim", "train_time_s", "steps", "params", "sparsity")
 
 
 def read_runs(root: str | Path) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import torch
 
 from srlab.callbacks.pruning import sparsity
 
-CSV_FIELDS = ("run_name", "model", "scale", "optimizer", "activation", "pruning", "best_psnr", "best_ssim",
+CSV_FIELDS = ("run_name", "model", "scale", "optimizer", "activation", "pruning", "best_psnr", "best_ssim", "bicubic_psnr",
               "train_time_s", "steps", "params", "sparsity", "best_ckpt", "run_dir")
 
 
@@ -38,12 +38,15 @@ class RunRecord(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start = time.perf_counter()
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # on_validation_end, not _epoch_end: callbacks' epoch-end hooks run before the module logs val/psnr
         if trainer.sanity_checking or "val/psnr" not in trainer.callback_metrics:
             return
         psnr = float(trainer.callback_metrics["val/psnr"])
         if psnr > self.best.get("psnr", float("-inf")):
-            self.best = {"psnr": psnr, "ssim": float(trainer.callback_metrics.get("val/ssim", float("nan"))),
+            metrics = trainer.callback_metrics
+            self.best = {"psnr": psnr, "ssim": float(metrics.get("val/ssim", float("nan"))),
+                         "bicubic_psnr": float(metrics.get("val/bicubic_psnr", float("nan"))),
                          "epoch": trainer.current_epoch, "step": trainer.global_step}
 
     def state_dict(self) -> dict[str, Any]:
@@ -60,11 +63,13 @@ class RunRecord(pl.Callback):
             self.write(trainer, pl_module)
 
     def write(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
-        ckpt = trainer.checkpoint_callback
+        ckpt = trainer.checkpoint_callback  # the first ModelCheckpoint: the best-by-val/psnr one
+        last = next((c.last_model_path for c in trainer.checkpoint_callbacks if c.last_model_path), None)
         record = {
             **self.info,
             "best_psnr": self.best.get("psnr"),
             "best_ssim": self.best.get("ssim"),
+            "bicubic_psnr": self.best.get("bicubic_psnr"),
             "best_epoch": self.best.get("epoch"),
             "train_time_s": round(self._elapsed + time.perf_counter() - self._start, 2),
             "steps": trainer.global_step,
@@ -72,7 +77,7 @@ class RunRecord(pl.Callback):
             "params": sum(p.numel() for p in pl_module.net.parameters()),
             "sparsity": round(sparsity(pl_module.net), 4),
             "best_ckpt": str(ckpt.best_model_path) if ckpt and ckpt.best_model_path else None,
-            "last_ckpt": str(ckpt.last_model_path) if ckpt and ckpt.last_model_path else None,
+            "last_ckpt": str(last) if last else None,
             "metrics": {k: _item(v) for k, v in trainer.callback_metrics.items()},
             "run_dir": str(self.run_dir),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),

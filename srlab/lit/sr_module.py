@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -13,9 +14,16 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from srlab import metrics
+from srlab.resize import bicubic_upscale
 from srlab.sr import network_input, super_resolve
 
 LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
+
+
+def bicubic_baseline(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """MATLAB-style bicubic upscaling of an RGB batch (the benchmark's bicubic row), same device/dtype."""
+    out = [torch.from_numpy(bicubic_upscale(to_uint8(img), scale)).permute(2, 0, 1) for img in lr]
+    return torch.stack(out).to(lr) / 255
 
 
 def plain(cfg: Any) -> Any:
@@ -33,6 +41,11 @@ def load_net_weights(net: nn.Module, ckpt_path: str) -> None:
         net.load_state_dict(weights)
     except RuntimeError as err:
         raise ValueError(f"{ckpt_path} does not fit this network ({type(net).__name__}, x{net.scale}): {err}") from None
+
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """``3 x H x W`` float [0,1] -> ``H x W x 3`` uint8."""
+    return img.detach().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
 class SRLitModule(pl.LightningModule):
@@ -58,6 +71,7 @@ class SRLitModule(pl.LightningModule):
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
         self.val_psnr, self.val_ssim = MeanMetric(), MeanMetric()
+        self.val_bicubic_psnr = MeanMetric()  # the floor every network must beat, on the same images
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         """LR RGB -> SR RGB, both ``N x 3 x H x W`` in [0, 1]."""
@@ -74,20 +88,22 @@ class SRLitModule(pl.LightningModule):
         sr = self(batch["lr"])
         self.val_psnr.update(metrics.psnr_y(sr, batch["hr"], self.scale))
         self.val_ssim.update(metrics.ssim_y(sr, batch["hr"], self.scale))
+        self.val_bicubic_psnr.update(metrics.psnr_y(bicubic_baseline(batch["lr"], self.scale), batch["hr"], self.scale))
         if batch_idx < self.hparams.log_images:
             self._log_images(batch, sr, batch_idx)
 
     def on_validation_epoch_end(self) -> None:
         self.log("val/psnr", self.val_psnr.compute(), prog_bar=True)
         self.log("val/ssim", self.val_ssim.compute())
-        self.val_psnr.reset()
-        self.val_ssim.reset()
+        self.log("val/bicubic_psnr", self.val_bicubic_psnr.compute())
+        for metric in (self.val_psnr, self.val_ssim, self.val_bicubic_psnr):
+            metric.reset()
 
     def _log_images(self, batch: dict, sr: torch.Tensor, batch_idx: int) -> None:
         log_image = getattr(self.logger, "log_image", None)  # W&B has it; CSV does not
         if log_image is None or self.trainer.sanity_checking:
             return
-        bicubic = F.interpolate(batch["lr"], size=sr.shape[-2:], mode="bicubic", align_corners=False).clamp(0, 1)
+        bicubic = bicubic_baseline(batch["lr"], self.scale)
         crops = [t[0, :, :256, :256].float().cpu() for t in (bicubic, sr, batch["hr"])]
         log_image(key=f"val/sample_{batch_idx}", images=crops, caption=["bicubic", "SR", "HR"], step=self.global_step)
 

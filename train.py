@@ -8,6 +8,8 @@ Hydra sweepers can optimise.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import hydra
 import pytorch_lightning as pl
@@ -24,13 +26,14 @@ def instantiate_all(nodes: DictConfig | None) -> list:
     return [instantiate(node) for node in (nodes or {}).values() if isinstance(node, DictConfig) and "_target_" in node]
 
 
-@hydra.main(config_path="conf", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
+def train(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) -> dict[str, Any]:
+    """Fit one run described by a composed ``train.yaml`` (the body of ``main``; tests call it with
+    Hydra's compose API). Returns ``best_psnr`` and the live ``trainer``, ``module`` and ``datamodule``."""
     threads = configure_torch(cfg.threads, data_workers=cfg.data.num_workers)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    module = instantiate(cfg.module)
-    callbacks = instantiate_all(cfg.callbacks)
+    module = instantiate(cfg.module, **cfg.model.get("module_kwargs", {}))  # e.g. SRGAN's discriminator and VGG
+    callbacks = instantiate_all(cfg.callbacks) + list(extra_callbacks)
     if cfg.pruning and "_target_" in cfg.pruning:
         callbacks.append(instantiate(cfg.pruning))
     loggers = instantiate_all(cfg.logger)
@@ -38,7 +41,13 @@ def main(cfg: DictConfig) -> float | None:
     log.info("run %s: %s threads, output in %s", cfg.run_name, threads, cfg.paths.output_dir)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     best = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
-    return float(best) if best is not None else None
+    return {"best_psnr": float(best) if best is not None else None,
+            "trainer": trainer, "module": module, "datamodule": datamodule}
+
+
+@hydra.main(config_path="conf", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    return train(cfg)["best_psnr"]
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from torch import nn
 from torchmetrics import MeanMetric
 
 from srlab import metrics
+from srlab.checkpoint import CheckpointError, net_state_dict, read_checkpoint
 from srlab.resize import bicubic_upscale
 from srlab.sr import network_input, super_resolve
 
@@ -22,7 +23,7 @@ LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
 
 def bicubic_baseline(lr: torch.Tensor, scale: int) -> torch.Tensor:
     """MATLAB-style bicubic upscaling of an RGB batch (the benchmark's bicubic row), same device/dtype."""
-    out = [torch.from_numpy(bicubic_upscale(to_uint8(img), scale)).permute(2, 0, 1) for img in lr]
+    out = [torch.from_numpy(np.array(bicubic_upscale(to_uint8(img), scale))).permute(2, 0, 1) for img in lr]
     return torch.stack(out).to(lr) / 255
 
 
@@ -34,13 +35,11 @@ def plain(cfg: Any) -> Any:
 def load_net_weights(net: nn.Module, ckpt_path: str) -> None:
     """Copy the network weights of a srlab checkpoint into ``net`` (fine-tuning: weights only, no
     optimizer or step). A checkpoint of another architecture or scale is a clear error."""
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    state = ckpt.get("state_dict", ckpt)
-    weights = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")} or state
+    weights = net_state_dict(read_checkpoint(ckpt_path))
     try:
         net.load_state_dict(weights)
     except RuntimeError as err:
-        raise ValueError(f"{ckpt_path} does not fit this network ({type(net).__name__}, x{net.scale}): {err}") from None
+        raise CheckpointError(f"{ckpt_path} does not fit this network ({type(net).__name__}, x{net.scale}): {err}") from None
 
 
 def to_uint8(img: torch.Tensor) -> np.ndarray:

@@ -50,6 +50,19 @@ class OneShotPruning(ModelPruning):
         self._parameters_to_prune = prunable_weights(pl_module.net)
         super().setup(trainer, pl_module, stage)
 
+    def _apply_local_pruning(self, amount: float) -> None:
+        # torch.nn.utils.prune flattens weights with .view(-1), which fails on the channels_last
+        # weights SRLitModule uses: prune a contiguous copy, then give the reparametrised weight
+        # (``<name>_orig``, same Parameter object as before) and its mask the original layout back.
+        for module, name in self._parameters_to_prune:
+            weight = getattr(module, name)
+            layout = torch.channels_last if weight.dim() == 4 and not weight.is_contiguous() else torch.contiguous_format
+            weight.data = weight.data.contiguous()
+            self.pruning_fn(module, name=name, amount=amount)
+            orig = getattr(module, f"{name}_orig")
+            orig.data = orig.data.contiguous(memory_format=layout)
+            setattr(module, f"{name}_mask", getattr(module, f"{name}_mask").contiguous(memory_format=layout))
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # A resumed run loads permanent (mask-free) weights: re-mask the zeros so they stay zero.
         if trainer.current_epoch > self.prune_at_epoch:

@@ -60,6 +60,17 @@ def to_rgb_array(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
+#: Pillow modes of single-channel files (MATLAB's ``size(imread(f), 3) == 1``): the paper protocol
+#: measures these on their intensity, every 3-channel file on Y (see :mod:`srlab.metrics`).
+GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+def is_single_channel_file(path: str | Path) -> bool:
+    """From the header only (no decoding)."""
+    with Image.open(path) as im:
+        return im.mode in GRAY_MODES
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read any image file as ``uint8`` RGB ``H x W x 3``; raises :class:`ImageReadError`."""
     return to_rgb_array(open_image(path))

@@ -58,12 +58,34 @@ def test_ssim_identity_and_ordering():
     assert 1 > metrics.ssim_y(slightly, hr, 2).item() > metrics.ssim_y(very, hr, 2).item()
 
 
-def test_grayscale_images_are_measured_on_their_intensity():
+def test_single_channel_files_are_measured_on_their_intensity():
     gray = torch.rand(1, 1, 16, 16, dtype=torch.float64)
     hr = gray.expand(1, 3, 16, 16)
     sr = (gray + 0.05).clamp(0, 1).expand(1, 3, 16, 16)
     expected = metrics.psnr(sr[:, :1].contiguous(), hr[:, :1].contiguous(), crop=2)
-    assert metrics.psnr_y(sr, hr, 2).item() == pytest.approx(expected.item())
+    assert metrics.psnr_y(sr, hr, 2, gray=True).item() == pytest.approx(expected.item())
+    assert metrics.psnr_y(sr, hr, 2, gray=[True]).item() == pytest.approx(expected.item())
+    # An RGB file whose channels happen to be equal (Set14's man.png) is measured on Y, as MATLAB does:
+    # Y spans 219/255 of the intensity range, so the same error reads 20*log10(255/219) dB higher.
+    assert metrics.psnr_y(sr, hr, 2).item() == pytest.approx(expected.item() + 20 * math.log10(255 / 219), abs=1e-5)
+    # Per-image flags in a batch
+    both = metrics.psnr_y(torch.cat([sr, sr]), torch.cat([hr, hr]), 2, gray=torch.tensor([True, False]))
+    assert both[0].item() == pytest.approx(expected.item()) and both[1].item() > both[0].item() + 1.3
+    with pytest.raises(ValueError, match="one per image"):
+        metrics.psnr_y(sr, hr, 2, gray=[True, False])
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 40, 33), (1, 3, 24, 57)])
+def test_fast_cpu_ssim_equals_torchmetrics(shape):
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    rng = torch.Generator().manual_seed(1)
+    hr = torch.rand(shape, generator=rng, dtype=torch.float64)
+    sr = (hr + 0.1 * torch.randn(shape, generator=rng, dtype=torch.float64)).clamp(0, 1)
+    ours = metrics.ssim(sr, hr, crop=0, protocol="rgb")
+    ref = structural_similarity_index_measure(metrics.quantize(sr), metrics.quantize(hr), data_range=1.0,
+                                              gaussian_kernel=True, sigma=1.5, kernel_size=11, reduction="none")
+    assert torch.allclose(ours, ref, rtol=0, atol=1e-12)
 
 
 # Published bicubic baselines (Y channel, border = scale); SOURCES.md of the shared datasets.

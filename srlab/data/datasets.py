@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 from srlab.data.cache import DecodedCache
 from srlab.data.sources import ImageRecord
+from srlab.imageio import is_single_channel_file
 
 Degradation = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
@@ -102,4 +103,5 @@ class EvalImages(Dataset):
             y, x = max((h - side) // 2, 0), max((w - side) // 2, 0)
             lr = lr[y:y + side, x:x + side]
             hr = hr[y * s:(y + side) * s, x * s:(x + side) * s]
-        return {"lr": to_tensor(np.asarray(lr)), "hr": to_tensor(np.asarray(hr)), "name": record.hr.stem}
+        return {"lr": to_tensor(np.asarray(lr)), "hr": to_tensor(np.asarray(hr)), "name": record.hr.stem,
+                "gray": is_single_channel_file(record.hr)}

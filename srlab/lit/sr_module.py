@@ -85,9 +85,12 @@ class SRLitModule(pl.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         sr = self(batch["lr"])
-        self.val_psnr.update(metrics.psnr_y(sr, batch["hr"], self.scale))
-        self.val_ssim.update(metrics.ssim_y(sr, batch["hr"], self.scale))
-        self.val_bicubic_psnr.update(metrics.psnr_y(bicubic_baseline(batch["lr"], self.scale), batch["hr"], self.scale))
+        gray = batch.get("gray", False)  # single-channel files are measured on their intensity
+        psnr, ssim = metrics.psnr_ssim(sr, batch["hr"], crop=self.scale, gray=gray)
+        self.val_psnr.update(psnr)
+        self.val_ssim.update(ssim)
+        bicubic = bicubic_baseline(batch["lr"], self.scale)
+        self.val_bicubic_psnr.update(metrics.psnr(bicubic, batch["hr"], crop=self.scale, gray=gray))
         if batch_idx < self.hparams.log_images:
             self._log_images(batch, sr, batch_idx)
 

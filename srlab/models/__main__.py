@@ -18,18 +18,28 @@ from torch.utils.flop_counter import FlopCounterMode
 from . import build_model, model_names
 
 
+def macs_per_output_mp(net: torch.nn.Module, size: int = 64, on_meta: bool = True) -> float:
+    """Multiply-adds per output megapixel of ``net`` for one ``size`` x ``size`` LR input. With
+    ``on_meta`` they are counted on a copy of ``net`` on the meta device (no arithmetic; ``net``
+    itself is untouched), otherwise by running ``net`` where it is."""
+    import copy
+
+    device = next(net.parameters(), torch.empty(0)).device
+    if on_meta and device.type != "meta":
+        net, device = copy.deepcopy(net).to("meta"), torch.device("meta")
+    x = torch.zeros(1, net.in_channels, size, size, device=device)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        out = net(x)
+    return counter.get_total_flops() / 2 / (out.shape[-2] * out.shape[-1]) * 1e6
+
+
 def measure(name: str, scale: int, size: int, device: str = "meta") -> tuple[int, float, int, int]:
     """Return (parameters, MACs per output megapixel, in_channels, receptive_field)."""
     with torch.device(device):
         net = build_model(name, scale).eval()
-        x = torch.zeros(1, net.in_channels, size, size)
     params = sum(p.numel() for p in net.parameters())
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        out = net(x)
-    macs = counter.get_total_flops() / 2
-    out_pixels = out.shape[-2] * out.shape[-1]
-    return params, macs / out_pixels * 1e6, net.in_channels, net.receptive_field
+    return params, macs_per_output_mp(net, size, on_meta=device == "meta"), net.in_channels, net.receptive_field
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import hydra
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import LearningRateMonitor
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -29,14 +30,16 @@ def instantiate_all(nodes: DictConfig | None) -> list:
 def train(cfg: DictConfig, extra_callbacks: Sequence[pl.Callback] = ()) -> dict[str, Any]:
     """Fit one run described by a composed ``train.yaml`` (the body of ``main``; tests call it with
     Hydra's compose API). Returns ``best_psnr`` and the live ``trainer``, ``module`` and ``datamodule``."""
-    threads = configure_torch(cfg.threads, data_workers=cfg.data.num_workers)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
+    threads = configure_torch(cfg.threads, data_workers=datamodule.num_workers)
     module = instantiate(cfg.module, **cfg.model.get("module_kwargs", {}))  # e.g. SRGAN's discriminator and VGG
     callbacks = instantiate_all(cfg.callbacks) + list(extra_callbacks)
     if cfg.pruning and "_target_" in cfg.pruning:
         callbacks.append(instantiate(cfg.pruning))
     loggers = instantiate_all(cfg.logger)
+    if not loggers:  # logger=none: nothing to monitor the learning rate into (Lightning would refuse)
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     log.info("run %s: %s threads, output in %s", cfg.run_name, threads, cfg.paths.output_dir)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)

@@ -244,3 +244,16 @@ def test_record_lr_files_are_used(tmp_path):
     write(tmp_path / "lr.png", lr)
     ds = EvalImages([ImageRecord(hr=tmp_path / "hr.png", lr=tmp_path / "lr.png")], 2, DecodedCache(tmp_path / "c"))
     assert torch.equal(ds[0]["lr"], torch.from_numpy(lr.copy()).permute(2, 0, 1).float() / 255)
+
+
+def test_ranks_draw_different_patches_and_runs_repeat(tmp_path):
+    write(tmp_path / "t.png", texture(64, 64))
+    records = FolderSource(tmp_path).records()
+
+    def draw(rank: int) -> torch.Tensor:
+        torch.manual_seed(123)  # what seed_everything gives every DDP rank
+        ds = TrainPatches(records, 2, patch_size=8, length=5, cache=DecodedCache(tmp_path / "c"), rank=rank)
+        return torch.stack([ds[i]["lr"] for i in range(5)])
+
+    assert torch.equal(draw(0), draw(0))
+    assert not torch.equal(draw(0), draw(1))

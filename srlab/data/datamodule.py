@@ -12,6 +12,7 @@ from srlab.data.cache import DecodedCache
 from srlab.data.datasets import EvalImages, TrainPatches
 from srlab.data.sources import ImageRecord, Source
 from srlab.imageio import ImageReadError
+from srlab.runtime import default_data_workers
 
 
 class SRDataModule(pl.LightningDataModule):
@@ -24,14 +25,15 @@ class SRDataModule(pl.LightningDataModule):
 
     def __init__(self, train: Source, val: Source, scale: int, patch_size: int = 24, batch_size: int = 16,
                  iters_per_epoch: int = 200, degradation: str = "bicubic", augment: bool = True,
-                 num_workers: int = 2, cache_dir: str | Path = "cache", val_max_side: int | None = None,
+                 num_workers: int | None = None, cache_dir: str | Path = "cache", val_max_side: int | None = None,
                  degradation_options: dict | None = None):
         super().__init__()
         if scale not in (2, 3, 4):
             raise ValueError(f"scale must be 2, 3 or 4, got {scale}")
         self.train_source, self.val_source = train, val
         self.scale, self.patch_size, self.batch_size = scale, patch_size, batch_size
-        self.iters_per_epoch, self.augment, self.num_workers = iters_per_epoch, augment, num_workers
+        self.iters_per_epoch, self.augment = iters_per_epoch, augment
+        self.num_workers = default_data_workers() if num_workers is None else num_workers
         self.degradation_name = degradation
         self.degradation_options = dict(degradation_options or {})
         self.cache = DecodedCache(cache_dir)
@@ -81,7 +83,8 @@ class SRDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         dataset = TrainPatches(self.train_records, self.scale, self.patch_size,
                                self.iters_per_epoch * self.batch_size, self.cache,
-                               degradation=self._degradation(), augment=self.augment)
+                               degradation=self._degradation(), augment=self.augment,
+                               rank=self.trainer.global_rank if self.trainer is not None else 0)
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, drop_last=True,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 

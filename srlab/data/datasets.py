@@ -7,6 +7,7 @@ LightningModule, so one data pipeline serves every architecture.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -41,16 +42,26 @@ def augment_pair(lr: np.ndarray, hr: np.ndarray, code: int) -> tuple[np.ndarray,
 class TrainPatches(Dataset):
     """``length`` random patches; each picks an image, an aligned LR/HR crop and an augmentation.
 
-    Randomness comes from torch's generator, which the DataLoader seeds differently in every worker
-    (and Lightning's ``seed_everything(workers=True)`` makes reproducible).
+    Randomness comes from a generator seeded from torch's seed, which the DataLoader sets differently
+    in every worker (and Lightning's ``seed_everything(workers=True)`` makes reproducible), offset by
+    ``rank`` so that DDP processes drawing patches in their main process don't draw the same ones.
     """
 
     def __init__(self, records: Sequence[ImageRecord], scale: int, patch_size: int, length: int,
-                 cache: DecodedCache, degradation: Degradation | None = None, augment: bool = True):
+                 cache: DecodedCache, degradation: Degradation | None = None, augment: bool = True,
+                 rank: int = 0):
         if not records:
             raise ValueError("no training images")
         self.records, self.scale, self.patch, self.length = list(records), scale, patch_size, length
-        self.cache, self.degradation, self.augment = cache, degradation, augment
+        self.cache, self.degradation, self.augment, self.rank = cache, degradation, augment, rank
+        self._gen: torch.Generator | None = None
+        self._gen_pid = -1
+
+    def _randint(self, high: int) -> int:
+        if self._gen is None or self._gen_pid != os.getpid():  # first use in this (worker) process
+            self._gen = torch.Generator().manual_seed(torch.initial_seed() + 7919 * self.rank)
+            self._gen_pid = os.getpid()
+        return int(torch.randint(high, (), generator=self._gen))
 
     def __len__(self) -> int:
         return self.length
@@ -64,19 +75,19 @@ class TrainPatches(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         s, p = self.scale, self.patch
-        record = self.records[int(torch.randint(len(self.records), ()))]
+        record = self.records[self._randint(len(self.records))]
         hr = self.cache.hr(record.hr, s)
         lr = self._lr_for(record)
         h, w = hr.shape[0] // s, hr.shape[1] // s
-        y, x = int(torch.randint(h - p + 1, ())), int(torch.randint(w - p + 1, ()))
+        y, x = self._randint(h - p + 1), self._randint(w - p + 1)
         hr_patch = np.asarray(hr[y * s:(y + p) * s, x * s:(x + p) * s])
         if lr is not None:
             lr_patch = np.asarray(lr[y:y + p, x:x + p])
         else:
-            rng = np.random.default_rng(int(torch.randint(2**62, ())))
+            rng = np.random.default_rng(self._randint(2**62))
             lr_patch = self.degradation(hr_patch, s, rng)
         if self.augment:
-            lr_patch, hr_patch = augment_pair(lr_patch, hr_patch, int(torch.randint(8, ())))
+            lr_patch, hr_patch = augment_pair(lr_patch, hr_patch, self._randint(8))
         return {"lr": to_tensor(lr_patch), "hr": to_tensor(hr_patch)}
 
 

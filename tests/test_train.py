@@ -366,3 +366,31 @@ def test_wandb_offline_run_named_after_the_experiment(base, tmp_path, monkeypatc
     assert expected.encode() in log.read_bytes()
     assert json.loads((run_dir / "run.json").read_text())["run_name"] == expected
     assert (run_dir / "csv" / "metrics.csv").is_file()  # the W&B config also keeps the local CSV
+
+
+def test_mixed_precision_falls_back_to_fp32_on_non_finite_output():
+    """bf16 autocast on the CPU: a network that overflows in half precision gets an fp32 step instead."""
+    import torch
+
+    from srlab.lit import SRLitModule
+
+    module = SRLitModule(net={"_target_": "srlab.models.build_model", "name": "espcn", "scale": 2},
+                         optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3})
+    module.log = lambda *args, **kwargs: None
+    real_forward = module.net.forward
+
+    def overflow_in_half(x):
+        y = real_forward(x)
+        return y * float("nan") if y.dtype == torch.bfloat16 else y  # overflow ends as inf - inf = NaN
+
+    module.net.forward = overflow_in_half
+    batch = {"lr": torch.rand(2, 3, 8, 8), "hr": torch.rand(2, 3, 16, 16)}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = module.training_step(batch, 0)
+        sr = module(batch["lr"])
+    assert torch.isfinite(loss) and torch.isfinite(sr).all()
+    assert module.fp32_fallbacks == 2
+    module.net.forward = real_forward
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a finite bf16 result is kept (no silent fp32)
+        module.training_step(batch, 1)
+    assert module.fp32_fallbacks == 2

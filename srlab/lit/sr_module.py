@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -71,16 +73,36 @@ class SRLitModule(pl.LightningModule):
         self.net.to(memory_format=self.memory_format)
         self.val_psnr, self.val_ssim = MeanMetric(), MeanMetric()
         self.val_bicubic_psnr = MeanMetric()  # the floor every network must beat, on the same images
+        self.fp32_fallbacks = 0
+
+    def _in_fp32_if_not_finite(self, compute: Callable[[], torch.Tensor], device: torch.device) -> torch.Tensor:
+        """Run ``compute``; under bf16/fp16 autocast, redo it in fp32 when the result is NaN/inf.
+
+        Half precision overflows in some of these networks (deep residual sums, sigmoid/ELU stacks);
+        one bad step must not poison the weights or turn validation black, and fp32 is always right.
+        """
+        out = compute()
+        if torch.isfinite(out).all() or not torch.is_autocast_enabled(device.type):
+            return out
+        self.fp32_fallbacks += 1
+        if self.fp32_fallbacks == 1:
+            warnings.warn("non-finite output in mixed precision: recomputing in fp32 (counted as train/fp32_fallbacks)",
+                          stacklevel=2)
+        with torch.autocast(device.type, enabled=False):
+            return compute()
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         """LR RGB -> SR RGB, both ``N x 3 x H x W`` in [0, 1]."""
-        return super_resolve(self.net, lr.contiguous(memory_format=self.memory_format))
+        lr = lr.contiguous(memory_format=self.memory_format)
+        return self._in_fp32_if_not_finite(lambda: super_resolve(self.net, lr.float()), lr.device)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         lr = network_input(self.net, batch["lr"]).contiguous(memory_format=self.memory_format)
         hr = network_input(self.net, batch["hr"])
-        loss = self.loss_fn(self.net(lr), hr)
+        loss = self._in_fp32_if_not_finite(lambda: self.loss_fn(self.net(lr).float(), hr.float()), lr.device)
         self.log("train/loss", loss, prog_bar=True)
+        if self.fp32_fallbacks:
+            self.log("train/fp32_fallbacks", float(self.fp32_fallbacks))
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

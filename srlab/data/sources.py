@@ -154,11 +154,12 @@ SAMPLE_VAL = ("chelsea", "coffee", "camera")
 
 
 class SampleSource:
-    """scikit-image's sample photos, written once as PNG under ``cache_dir/samples``."""
+    """scikit-image's sample photos, written once as PNG under ``cache_dir/<folder>`` (training and
+    validation photos in separate folders, so that a folder can be handed to ``evaluate.py``)."""
 
-    def __init__(self, names: Sequence[str], cache_dir: str | Path):
+    def __init__(self, names: Sequence[str], cache_dir: str | Path, folder: str = "samples"):
         self.names = list(names)
-        self.cache_dir = Path(cache_dir) / "samples"
+        self.cache_dir = Path(cache_dir) / folder
 
     def records(self) -> list[ImageRecord]:
         import numpy as np

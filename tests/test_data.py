@@ -233,9 +233,11 @@ def test_decoded_cache_is_reused_and_invalidated(tmp_path):
     import os
     write(path, texture(16, 16, seed=9))
     os.utime(path, ns=(1, 1))  # a changed file (size/mtime) is decoded again
-    assert not np.array_equal(np.array(cache.image(path)), first)
-    files[0].write_bytes(b"corrupt")  # a damaged cache entry is rebuilt, not trusted
-    assert cache.image(path).shape == (16, 16, 3)
+    # a later run (a new cache object) decodes the changed file again
+    assert not np.array_equal(np.array(DecodedCache(tmp_path / "c").image(path)), first)
+    for entry in (tmp_path / "c" / "decoded").glob("*.npy"):
+        entry.write_bytes(b"corrupt")  # a damaged cache entry is rebuilt, not trusted
+    assert DecodedCache(tmp_path / "c").image(path).shape == (16, 16, 3)
 
 
 def test_record_lr_files_are_used(tmp_path):

@@ -24,6 +24,11 @@ from srlab.resize import bicubic_downscale, modcrop
 class DecodedCache:
     def __init__(self, cache_dir: str | Path):
         self.dir = Path(cache_dir) / "decoded"
+        # Open memory maps, per process: a stat + hash + open + mmap per patch cost more than the crop.
+        self._open: dict[tuple[Path, str], np.ndarray] = {}
+
+    def __getstate__(self) -> dict:
+        return {"dir": self.dir, "_open": {}}  # each DataLoader worker maps the files itself
 
     def _key(self, path: Path, variant: str) -> Path:
         st = path.stat()
@@ -31,6 +36,12 @@ class DecodedCache:
         return self.dir / f"{hashlib.sha1(ident.encode()).hexdigest()}.npy"
 
     def _get(self, path: Path, variant: str, make: Callable[[], np.ndarray]) -> np.ndarray:
+        arr = self._open.get((path, variant))
+        if arr is None:
+            arr = self._open[(path, variant)] = self._load_or_make(path, variant, make)
+        return arr
+
+    def _load_or_make(self, path: Path, variant: str, make: Callable[[], np.ndarray]) -> np.ndarray:
         file = self._key(path, variant)
         if file.exists():
             try:

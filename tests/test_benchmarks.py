@@ -4,14 +4,14 @@ shipped manifest against the real files where the shared datasets folder is pres
 from __future__ import annotations
 
 import hashlib
-import http.server
 import os
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from _http import StaticServer
 
 from srlab.data import benchmarks
 from srlab.data.benchmarks import ensure_benchmark, load_manifest
@@ -24,46 +24,10 @@ FILES = {"baby.png": b"\x89PNG fake baby", "bird one.png": b"\x89PNG fake bird"}
 REPO, COMMIT, PATH = "someone/sr-sets", "0123456789abcdef0123456789abcdef01234567", "testsets/Tiny/HR/"
 
 
-class RawServer:
-    """Serves ``/{REPO}/{COMMIT}/{PATH}{file}`` like raw.githubusercontent.com; records requests."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
-        self.requests: list[str] = []
-        outer = self
-
-        class _Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.requests.append(self.path)
-                prefix = f"/{REPO}/{COMMIT}/{PATH}".replace(" ", "%20")
-                name = self.path.removeprefix(prefix).replace("%20", " ")
-                body = outer.files.get(name) if self.path.startswith(prefix) else None
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
-def server() -> Iterator[RawServer]:
-    s = RawServer(dict(FILES))
+def server() -> Iterator[StaticServer]:
+    """Laid out like raw.githubusercontent.com: /{REPO}/{COMMIT}/{PATH}{file}."""
+    s = StaticServer(dict(FILES), prefix=f"/{REPO}/{COMMIT}/{PATH}")
     yield s
     s.close()
 
@@ -77,7 +41,7 @@ def good_hashes() -> dict[str, str]:
     return {name: hashlib.sha256(data).hexdigest() for name, data in FILES.items()}
 
 
-def test_downloads_verifies_and_then_reuses(tmp_path: Path, server: RawServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_downloads_verifies_and_then_reuses(tmp_path: Path, server: StaticServer, monkeypatch: pytest.MonkeyPatch) -> None:
     use_manifest(monkeypatch, good_hashes())
     data_dir = tmp_path / "data"
     out = ensure_benchmark("Tiny", data_dir, base_url=server.url)
@@ -93,7 +57,7 @@ def test_downloads_verifies_and_then_reuses(tmp_path: Path, server: RawServer, m
 
 
 def test_hash_mismatch_leaves_nothing_in_place(
-    tmp_path: Path, server: RawServer, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, server: StaticServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hashes = good_hashes()
     hashes["bird one.png"] = "f" * 64
@@ -104,7 +68,7 @@ def test_hash_mismatch_leaves_nothing_in_place(
 
 
 def test_missing_file_on_server_leaves_nothing(
-    tmp_path: Path, server: RawServer, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, server: StaticServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use_manifest(monkeypatch, {**good_hashes(), "zzz.png": "0" * 64})
     with pytest.raises(DownloadError, match=r"zzz.png failed: HTTP 404"):
@@ -112,7 +76,7 @@ def test_missing_file_on_server_leaves_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_stale_partial_folder_is_replaced(tmp_path: Path, server: RawServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stale_partial_folder_is_replaced(tmp_path: Path, server: StaticServer, monkeypatch: pytest.MonkeyPatch) -> None:
     use_manifest(monkeypatch, good_hashes())
     stale = tmp_path / ".Tiny.partial-killed"
     stale.mkdir()

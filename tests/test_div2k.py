@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from _http import StaticServer
 
 from srlab.data import div2k
 from srlab.data.div2k import prepare_div2k
@@ -41,44 +41,10 @@ ARCHIVES = {
 }
 
 
-class ArchiveServer:
-    """Serves ``files`` under /div2k/ on an ephemeral 127.0.0.1 port and records every request."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
-        self.requests: list[str] = []
-        outer = self
-
-        class _Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.requests.append(self.path)
-                body = outer.files.get(self.path.removeprefix("/div2k/"))
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/div2k"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
-def server() -> Iterator[ArchiveServer]:
-    s = ArchiveServer(dict(ARCHIVES))
+def server() -> Iterator[StaticServer]:
+    s = StaticServer(dict(ARCHIVES), prefix="/div2k/")
+    s.base_url = f"{s.url}/div2k"
     yield s
     s.close()
 
@@ -100,7 +66,7 @@ def test_shipped_checksums_cover_every_archive_prepare_div2k_can_ask_for() -> No
     assert [len(div2k.SPLITS["train"]), len(div2k.SPLITS["valid"])] == [800, 100]
 
 
-def test_download_extract_then_reuse_without_requests(tmp_path: Path, server: ArchiveServer, tiny_div2k: None) -> None:
+def test_download_extract_then_reuse_without_requests(tmp_path: Path, server: StaticServer, tiny_div2k: None) -> None:
     root = tmp_path / "div2k"
     pairs = prepare_div2k(root, 2, "train", base_url=server.base_url)
     assert sorted(server.requests) == ["/div2k/DIV2K_train_HR.zip", "/div2k/DIV2K_train_LR_bicubic_X2.zip"]
@@ -119,7 +85,7 @@ def test_download_extract_then_reuse_without_requests(tmp_path: Path, server: Ar
     assert len(server.requests) == 2  # second and third calls made no request
 
 
-def test_hr_only(tmp_path: Path, server: ArchiveServer, tiny_div2k: None) -> None:
+def test_hr_only(tmp_path: Path, server: StaticServer, tiny_div2k: None) -> None:
     pairs = prepare_div2k(tmp_path, 4, "train", base_url=server.base_url, lr=False)
     assert [lr for _, lr in pairs] == [None] * len(IDS)
     assert server.requests == ["/div2k/DIV2K_train_HR.zip"]  # no X4 archive needed (nor served)
@@ -156,7 +122,7 @@ def test_incomplete_folder_is_a_clear_error_and_not_overwritten(
 
 
 def test_archive_with_wrong_image_count_installs_nothing(
-    tmp_path: Path, server: ArchiveServer, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, server: StaticServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(div2k.SPLITS, "train", range(1, 5))  # expects 4, the archive has 3
     data = ARCHIVES["DIV2K_train_HR.zip"]
@@ -169,7 +135,7 @@ def test_archive_with_wrong_image_count_installs_nothing(
 
 
 def test_checksum_mismatch_installs_nothing(
-    tmp_path: Path, server: ArchiveServer, tiny_div2k: None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, server: StaticServer, tiny_div2k: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     size, _ = div2k.CHECKSUMS["DIV2K_train_HR.zip"]
     monkeypatch.setitem(div2k.CHECKSUMS, "DIV2K_train_HR.zip", (size, "0" * 64))
@@ -178,7 +144,7 @@ def test_checksum_mismatch_installs_nothing(
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["archives"]  # empty folder, no .part, no images
 
 
-def test_shipped_sizes_are_enforced(tmp_path: Path, server: ArchiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shipped_sizes_are_enforced(tmp_path: Path, server: StaticServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """With the real (multi-GB) checksums, the tiny fake archive is refused before being trusted."""
     monkeypatch.setitem(div2k.SPLITS, "train", IDS)
     with pytest.raises(DownloadError, match=r"server announces \d+ bytes, expected 3530603713"):

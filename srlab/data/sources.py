@@ -8,6 +8,7 @@ real LR images (DIV2K's bicubic LR, a camera's own pairs), the matching LR file.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -176,7 +177,7 @@ class SampleSource:
                 if img.dtype != np.uint8:
                     warnings.warn(f"sample {name!r} is {img.dtype}, not a photo; skipped", stacklevel=2)
                     continue
-                tmp = path.with_suffix(".tmp.png")
+                tmp = path.with_suffix(f".{os.getpid()}.tmp.png")  # parallel sweep jobs write the same file
                 save_png(img, tmp)
                 tmp.replace(path)  # atomic: a killed run never leaves a half-written PNG behind
             out.append(ImageRecord(hr=path))

@@ -115,3 +115,19 @@ def test_sigkill_leaves_loadable_checkpoints_and_resume_continues(tmp_path):
     with open(run3 / "csv" / "metrics.csv", newline="") as f:
         logged = [int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss")]
     assert logged == [step2, step2 + 1, step2 + 2]  # the loss of step k+1 is logged at step k
+
+
+def test_atomic_writer_replaces_and_clears_leftovers(tmp_path):
+    import torch
+
+    from srlab.callbacks.checkpoint_io import AtomicCheckpointIO
+
+    target = tmp_path / "last.ckpt"
+    leftover = tmp_path / ".last.ckpt.999999.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"step": 1, "w": torch.ones(2)}, target)
+    io.save_checkpoint({"step": 2, "w": torch.zeros(2)}, target)
+    assert not leftover.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+    assert io.load_checkpoint(target)["step"] == 2

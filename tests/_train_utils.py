@@ -108,3 +108,33 @@ def run_train(overrides: list[str], run_dir: Path, extra_callbacks=()) -> dict:
     """Run ``train(cfg)`` in-process; returns its dict (best_psnr, trainer, module, datamodule)."""
     cfg = compose_cfg(overrides, run_dir)
     return load_train_script().train(cfg, extra_callbacks=extra_callbacks)
+
+
+def fit_checkpoint(path: Path, net: dict, seed: int = 0) -> Path:
+    """A real srlab checkpoint: 2 Lightning steps of SRLitModule on random tensors (``net`` is a
+    ``srlab.models.build_model`` config with ``name`` and ``scale``)."""
+    import pytorch_lightning as pl
+    import torch
+    from torch.utils.data import DataLoader, Dataset
+
+    from srlab.lit import SRLitModule
+
+    scale = net["scale"]
+
+    class Random(Dataset):
+        def __len__(self) -> int:
+            return 4
+
+        def __getitem__(self, i: int) -> dict:
+            g = torch.Generator().manual_seed(seed * 100 + i)
+            return {"lr": torch.rand(3, 8, 8, generator=g), "hr": torch.rand(3, 8 * scale, 8 * scale, generator=g)}
+
+    pl.seed_everything(seed, verbose=False)
+    module = SRLitModule(net=net, optimizer={"_target_": "torch.optim.Adam", "lr": 1e-2}, scheduler=None,
+                         loss="l2", name=net["name"])
+    trainer = pl.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu", limit_val_batches=0, num_sanity_val_steps=0)
+    trainer.fit(module, DataLoader(Random(), batch_size=2))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    trainer.save_checkpoint(path)
+    return path

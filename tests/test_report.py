@@ -13,6 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
+from _train_utils import fit_checkpoint
+
 from srlab.report import (
     Entry,
     ReportError,
@@ -38,32 +40,6 @@ RUNS = [
     ("espcn_x2_sgd_tanh_none", "espcn", "sgd", 29.00, 40.0),
     ("fsrcnn_x2_sgd_prelu_none", "fsrcnn", "sgd", 28.50, 45.0),
 ]
-
-
-def fit_checkpoint(path: Path, net: dict, seed: int) -> Path:
-    """A real srlab checkpoint: 2 Lightning steps of SRLitModule on random tensors."""
-    import pytorch_lightning as pl
-    from torch.utils.data import DataLoader
-
-    from srlab.lit import SRLitModule
-
-    class Random(torch.utils.data.Dataset):
-        def __len__(self):
-            return 4
-
-        def __getitem__(self, i):
-            g = torch.Generator().manual_seed(seed * 100 + i)
-            return {"lr": torch.rand(3, 8, 8, generator=g), "hr": torch.rand(3, 16, 16, generator=g)}
-
-    pl.seed_everything(seed, verbose=False)
-    module = SRLitModule(net=net, optimizer={"_target_": "torch.optim.Adam", "lr": 1e-2}, scheduler=None,
-                         loss="l2", name=net["name"])
-    trainer = pl.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu", limit_val_batches=0, num_sanity_val_steps=0)
-    trainer.fit(module, DataLoader(Random(), batch_size=2))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    trainer.save_checkpoint(path)
-    return path
 
 
 @pytest.fixture(scope="module")

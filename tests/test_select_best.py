@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from _train_utils import fit_checkpoint
+
 from srlab.deploy import DeployError, export_deploy, load_deployed
 from srlab.selection import (
     DEFAULT_CRITERIA,
@@ -66,34 +68,6 @@ def write_csv(path: Path, rows: list[dict], fields: list[str] | None = None) -> 
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    return path
-
-
-def fit_checkpoint(path: Path, net: dict, seed: int = 0) -> Path:
-    """A real srlab checkpoint: 2 Lightning steps of SRLitModule on random tensors."""
-    import pytorch_lightning as pl
-    from torch.utils.data import DataLoader
-
-    from srlab.lit import SRLitModule
-
-    scale = net["scale"]
-
-    class Random(torch.utils.data.Dataset):
-        def __len__(self):
-            return 4
-
-        def __getitem__(self, i):
-            g = torch.Generator().manual_seed(seed * 100 + i)
-            return {"lr": torch.rand(3, 8, 8, generator=g), "hr": torch.rand(3, 8 * scale, 8 * scale, generator=g)}
-
-    pl.seed_everything(seed, verbose=False)
-    module = SRLitModule(net=net, optimizer={"_target_": "torch.optim.Adam", "lr": 1e-2}, scheduler=None,
-                         loss="l2", name=net["name"])
-    trainer = pl.Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu", limit_val_batches=0, num_sanity_val_steps=0)
-    trainer.fit(module, DataLoader(Random(), batch_size=2))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    trainer.save_checkpoint(path)
     return path
 
 

@@ -372,7 +372,7 @@ class Upscaler:
             if x.shape[1] == 3:
                 return net(x).clamp(0, 1)
             rgb = net(x.expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)).clamp(0, 1)
-            weights = torch.tensor(_LUMA, dtype=rgb.dtype).view(1, 3, 1, 1)
+            weights = torch.tensor(_LUMA, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
             return (rgb * weights).sum(dim=1, keepdim=True).clamp(0, 1)
         if x.shape[1] == 3:
             return super_resolve(net, x)
@@ -384,12 +384,14 @@ class Upscaler:
         height, width, channels = arr.shape
         out = np.empty((height * s, width * s, channels), dtype=arr.dtype)
         total = count_tiles(height, width, tile)
+        param = next(self.net.parameters(), None)  # tiles go to the network's device (CPU or GPU)
+        device = param.device if param is not None else torch.device("cpu")
         with torch.inference_mode():
             for done, ((y0, y1, x0, x1), (py0, py1, px0, px1)) in enumerate(
                     tile_grid(height, width, tile, overlap), start=1):
                 patch = torch.from_numpy(np.ascontiguousarray(arr[py0:py1, px0:px1]).astype(np.float32))
-                x = patch.permute(2, 0, 1).unsqueeze(0) / src.top
-                sr = self._forward(x)[0]
+                x = patch.permute(2, 0, 1).unsqueeze(0).to(device) / src.top
+                sr = self._forward(x)[0].float().cpu()
                 oy, ox = (y0 - py0) * s, (x0 - px0) * s
                 core = sr[:, oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s].permute(1, 2, 0).numpy()
                 out[y0 * s:y1 * s, x0 * s:x1 * s] = _quantize(core, src.top, arr.dtype)

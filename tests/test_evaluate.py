@@ -37,7 +37,7 @@ from srlab.evaluation import (
     load_model,
     load_set,
     run,
-    upscale_rgb,
+    upscale,
 )
 from srlab.sr import super_resolve
 
@@ -181,7 +181,7 @@ def test_cli_evaluates_a_checkpoint(work, tmp_path):
         with torch.inference_mode():
             x = torch.from_numpy(lr.copy()).permute(2, 0, 1)[None].float() / 255
             sr = metrics.quantize(super_resolve(net, x))
-        assert np.array_equal((sr[0].permute(1, 2, 0) * 255).round().byte().numpy(), upscale_rgb(model, lr))
+        assert np.array_equal((sr[0].permute(1, 2, 0) * 255).round().byte().numpy(), upscale(model, lr))
         hr_t = torch.from_numpy(hr.copy()).permute(2, 0, 1)[None].double() / 255
         assert row["name"] == img.name
         assert row["psnr"] == pytest.approx(metrics.psnr_y(sr.double(), hr_t, 4, gray=img.gray).item(), abs=1e-9)

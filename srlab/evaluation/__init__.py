@@ -50,7 +50,7 @@ from srlab.evaluation.models import (
     find_runs,
     load_model,
 )
-from srlab.evaluation.quality import evaluate_set, upscale_gray, upscale_rgb
+from srlab.evaluation.quality import evaluate_set, upscale
 from srlab.evaluation.results import (
     CSV_COLUMNS,
     csv_rows,
@@ -84,7 +84,7 @@ __all__ = [
     "PeakMemory", "TestImage", "TestSet", "best_checkpoint", "collect_models", "complexity", "csv_rows",
     "default_photo", "device_name", "evaluate_model", "evaluate_set", "find_runs", "load_model", "load_set",
     "log_to_wandb", "markdown_table", "measure_speed", "pick_device", "read_photo", "read_test_image",
-    "resolve_set", "result_dir_name", "run", "time_upscale", "upscale_gray", "upscale_rgb", "write_results",
+    "resolve_set", "result_dir_name", "run", "time_upscale", "upscale", "write_results",
 ]
 
 log = logging.getLogger("srlab.evaluate")

@@ -18,47 +18,17 @@ from srlab.evaluation.sets import TestSet
 from srlab.resize import bicubic_upscale
 
 
-def _to_tensor(img: np.ndarray, device: torch.device | str) -> torch.Tensor:
-    """uint8 ``H x W x C`` (or ``H x W``) -> float32 ``1 x C x H x W`` in [0, 1] on ``device``."""
-    t = torch.from_numpy(np.require(img, requirements=("C", "W")))
-    t = t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]
-    return t.to(device=device, dtype=torch.float32).div_(255)
-
-
-def _to_uint8(t: torch.Tensor) -> np.ndarray:
-    """float ``1 x C x H x W`` -> uint8 ``H x W x C`` (``H x W`` for one channel), on the CPU."""
-    out = t[0].clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
-    return out[0].numpy() if out.shape[0] == 1 else out.permute(1, 2, 0).numpy()
-
-
-def upscale_rgb(model: LoadedModel, lr: np.ndarray) -> np.ndarray:
-    """uint8 RGB LR -> uint8 RGB SR (``scale`` times larger)."""
+def upscale(model: LoadedModel, lr: np.ndarray, tile: int | None = None) -> np.ndarray:
+    """uint8 LR (``H x W x 3`` RGB or ``H x W`` gray) -> uint8 SR, ``scale`` times larger, through the
+    deployment engine (:class:`srlab.inference.Upscaler`), so evaluation measures what the app and
+    the CLI run. ``tile=None`` processes the whole image (quality); the engine's tiling gives the same
+    result within 1/255. A Y network sees a gray image as Y (studio swing); an RGB network sees three
+    equal channels and its output's BT.601 luma is returned."""
     if model.net is None:
         return bicubic_upscale(lr, model.scale)
-    from srlab.sr import super_resolve
+    from srlab.inference import Upscaler
 
-    device = next(model.net.parameters()).device
-    with torch.inference_mode():
-        x = _to_tensor(lr, device).contiguous(memory_format=torch.channels_last)
-        return _to_uint8(super_resolve(model.net, x))
-
-
-def upscale_gray(model: LoadedModel, lr: np.ndarray) -> np.ndarray:
-    """uint8 ``H x W`` LR -> uint8 ``H x W`` SR: a Y network sees the intensity as Y (studio swing),
-    an RGB network three equal channels (its output's BT.601 luma is returned)."""
-    if model.net is None:
-        return bicubic_upscale(lr, model.scale)
-    from srlab.color import rgb_to_y
-
-    net = model.net
-    device = next(net.parameters()).device
-    with torch.inference_mode():
-        x = _to_tensor(lr, device)
-        if net.in_channels == 1:
-            y = net((x * (219 / 255) + 16 / 255).contiguous(memory_format=torch.channels_last))
-        else:
-            y = rgb_to_y(net(x.expand(1, 3, *x.shape[-2:]).contiguous(memory_format=torch.channels_last)).clamp(0, 1))
-        return _to_uint8((y - 16 / 255) * (255 / 219))
+    return Upscaler.from_network(model.net, model.label).upscale_array(lr, tile=tile)
 
 
 def _chw(img: np.ndarray) -> torch.Tensor:
@@ -74,7 +44,7 @@ def evaluate_set(model: LoadedModel, test_set: TestSet, scale: int, protocol: st
         raise EvaluationError(f"unknown protocol {protocol!r}; choose from {metrics.PROTOCOLS}")
     per_image = []
     for img, hr, lr in test_set.pairs(scale):
-        sr = upscale_rgb(model, lr)
+        sr = upscale(model, lr)
         if sr.shape != hr.shape:
             raise EvaluationError(f"{model.label} returned {sr.shape[1]}x{sr.shape[0]} for {img.name}, "
                                   f"expected {hr.shape[1]}x{hr.shape[0]}")

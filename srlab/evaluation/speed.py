@@ -21,7 +21,7 @@ import torch
 
 from srlab.evaluation.errors import EvaluationError
 from srlab.evaluation.models import LoadedModel
-from srlab.evaluation.quality import upscale_gray, upscale_rgb
+from srlab.evaluation.quality import upscale
 from srlab.imageio import GRAY_MODES, open_image, to_rgb_array
 
 log = logging.getLogger("srlab.evaluate")
@@ -151,8 +151,8 @@ def default_photo(name: str, cache_dir: str | Path) -> Path:
 
 def measure_speed(model: LoadedModel, color_photo: np.ndarray, gray_photo: np.ndarray, repeats: int,
                   device: torch.device) -> dict[str, Any]:
-    t_color, mp_color, peak_mb, method = time_upscale(lambda p: upscale_rgb(model, p), color_photo, repeats, device)
-    t_gray, mp_gray, _, _ = time_upscale(lambda p: upscale_gray(model, p), gray_photo, repeats, device)
+    t_color, mp_color, peak_mb, method = time_upscale(lambda p: upscale(model, p), color_photo, repeats, device)
+    t_gray, mp_gray, _, _ = time_upscale(lambda p: upscale(model, p), gray_photo, repeats, device)
     return {
         "time_color_s": t_color, "time_gray_s": t_gray,
         "time_color_s_per_mp": t_color / mp_color, "time_gray_s_per_mp": t_gray / mp_gray,

@@ -1,5 +1,5 @@
 """Upscale whole photos with a trained network: the engine behind the app, ``python -m srlab.upscale``
-and (later) ``evaluate.py``.
+and ``evaluate.py``.
 
 :class:`Upscaler` wraps a network loaded from a deploy folder (:mod:`srlab.deploy`), a ``.ckpt`` or
 ``"bicubic"`` (the baseline), and turns a ``PIL.Image`` into one ``scale`` times larger:

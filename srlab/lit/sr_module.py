@@ -114,7 +114,7 @@ class SRLitModule(pl.LightningModule):
         bicubic = bicubic_baseline(batch["lr"], self.scale)
         self.val_bicubic_psnr.update(metrics.psnr(bicubic, batch["hr"], crop=self.scale, gray=gray))
         if batch_idx < self.hparams.log_images:
-            self._log_images(batch, sr, batch_idx)
+            self._log_images(batch, sr, bicubic, batch_idx)
 
     def on_validation_epoch_end(self) -> None:
         self.log("val/psnr", self.val_psnr.compute(), prog_bar=True)
@@ -123,11 +123,10 @@ class SRLitModule(pl.LightningModule):
         for metric in (self.val_psnr, self.val_ssim, self.val_bicubic_psnr):
             metric.reset()
 
-    def _log_images(self, batch: dict, sr: torch.Tensor, batch_idx: int) -> None:
+    def _log_images(self, batch: dict, sr: torch.Tensor, bicubic: torch.Tensor, batch_idx: int) -> None:
         log_image = getattr(self.logger, "log_image", None)  # W&B has it; CSV does not
         if log_image is None or self.trainer.sanity_checking:
             return
-        bicubic = bicubic_baseline(batch["lr"], self.scale)
         crops = [t[0, :, :256, :256].float().cpu() for t in (bicubic, sr, batch["hr"])]
         log_image(key=f"val/sample_{batch_idx}", images=crops, caption=["bicubic", "SR", "HR"], step=self.global_step)
 

@@ -141,7 +141,7 @@ def analyse_images(
 ) -> list[dict[str, Any]]:
     """One row per (image, scale): ``image, scale, height, width, entropy, complexity``.
 
-    Images are read one at a time (not all first, as ``read_images_skipping_bad`` would) so memory stays
+    Images are read one at a time (not all first) so memory stays
     flat on a DIV2K-sized folder. Unreadable files are skipped with a warning naming them; a scale at which
     an image is too small for the embedding (:func:`min_size_ok`) is skipped with a warning too.
     ``height``/``width`` are those of the array actually analysed at that scale.

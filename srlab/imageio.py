@@ -7,7 +7,6 @@ the modes people actually meet (palette, grayscale, alpha, 16-bit, CMYK, EXIF-ro
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -76,26 +75,9 @@ def read_image(path: str | Path) -> np.ndarray:
     return to_rgb_array(open_image(path))
 
 
-def is_grayscale(img: np.ndarray) -> bool:
-    """True for ``H x W`` arrays and for RGB arrays whose three channels are equal."""
-    if img.ndim == 2:
-        return True
-    return bool(np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]))
-
-
 def save_png(img: np.ndarray, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(img).save(path)
     return path
 
-
-def read_images_skipping_bad(paths: list[Path]) -> list[tuple[Path, np.ndarray]]:
-    """Read what can be read; warn once per unreadable file, naming it."""
-    out = []
-    for path in paths:
-        try:
-            out.append((path, read_image(path)))
-        except ImageReadError as err:
-            warnings.warn(f"skipping unreadable image: {err}", stacklevel=2)
-    return out

@@ -100,6 +100,7 @@ class EvalImages(Dataset):
 
     def __init__(self, records: Sequence[ImageRecord], scale: int, cache: DecodedCache, max_side: int | None = None):
         self.records, self.scale, self.cache, self.max_side = list(records), scale, cache, max_side
+        self.gray = [is_single_channel_file(r.hr) for r in self.records]  # header reads, once
 
     def __len__(self) -> int:
         return len(self.records)
@@ -115,4 +116,4 @@ class EvalImages(Dataset):
             lr = lr[y:y + side, x:x + side]
             hr = hr[y * s:(y + side) * s, x * s:(x + side) * s]
         return {"lr": to_tensor(np.asarray(lr)), "hr": to_tensor(np.asarray(hr)), "name": record.hr.stem,
-                "gray": is_single_channel_file(record.hr)}
+                "gray": self.gray[index]}

@@ -11,7 +11,8 @@ and is trained against :class:`srlab.models.SRGANDiscriminator` (``self.discrimi
 ``phi`` is the frozen VGG19 of :class:`srlab.models.VGGFeatureExtractor` (``self.vgg``). The paper rescales
 the VGG feature maps by 1/12.75, "equivalent to multiplying [the VGG loss] with a rescaling factor of
 ~0.006"; this module does the latter: ``content_weight = 0.006`` multiplies the MSE of unscaled features
-((1/12.75)^2 = 0.00615). ``adversarial_weight = 1e-3`` is the paper's.
+((1/12.75)^2 = 0.00615). ``adversarial_weight = 1e-3`` is the paper's. ``content_weight = 0`` with
+``pixel_weight = 1`` is the paper's SRGAN-MSE variant, which needs no VGG (none is built).
 
 Training uses Lightning manual optimization: per batch one discriminator step, then one generator step
 (the discriminator frozen through ``toggled_optimizer``). The discriminator step is not counted in
@@ -141,7 +142,9 @@ class SRGANModule(SRLitModule):
         return self._loss_nets[0] if self._loss_nets else None
 
     def setup(self, stage: str) -> None:
-        if stage == "fit" and self.vgg is None:
+        # content_weight = 0 is the paper's SRGAN-MSE (pixel MSE + adversarial): no VGG, so no ImageNet
+        # weights to download.
+        if stage == "fit" and self.vgg is None and self.hparams.content_weight:
             vgg = instantiate(self.hparams.vgg)
             for p in vgg.parameters():  # VGGFeatureExtractor freezes itself; any other loss net too
                 p.requires_grad_(False)
@@ -165,7 +168,7 @@ class SRGANModule(SRLitModule):
     # --- training ---------------------------------------------------------------------------------------
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
-        if self.vgg is None:
+        if self.vgg is None and self.hparams.content_weight:
             raise RuntimeError("SRGANModule.vgg is built in setup('fit'); train it with a Trainer")
         g_opt, d_opt = self.optimizers()
         hp = self.hparams
@@ -186,9 +189,12 @@ class SRGANModule(SRLitModule):
 
         # Generator: content + adversarial (+ pixel); the discriminator's parameters are frozen here.
         with self.toggled_optimizer(g_opt):
-            with torch.no_grad():
-                hr_features = self.vgg(hr)
-            content = F.mse_loss(self.vgg(sr), hr_features)
+            if hp.content_weight:
+                with torch.no_grad():
+                    hr_features = self.vgg(hr)
+                content = F.mse_loss(self.vgg(sr), hr_features)
+            else:
+                content = sr.new_zeros(())
             g_logits = self.discriminator(sr)
             adversarial = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))
             g_loss = hp.content_weight * content + hp.adversarial_weight * adversarial

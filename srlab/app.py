@@ -136,10 +136,11 @@ def upscale_page(root: Path, models: list[dict], photo: tuple[Image.Image, str, 
                 + ("the weights that ship with srlab upscale." if models else "the bicubic baseline upscales."))
     if models:
         options = models + [bicubic_choice(4)]
+        # 'best', else the first of the user's own, else the shipped default (list_deployed puts it first)
         best = next((i for i, m in enumerate(models) if m.get("name") == "best"), 0)
         choice = st.selectbox("Model", options, index=best, format_func=sup.model_label,
                               help="Deployed models (PSNR and time on a colour photo from their evaluation); "
-                                   "'best' is the one select_best.py chose.")
+                                   "'best' is the one select_best.py chose; '(shipped)' ones come with srlab.")
     else:
         scale = st.selectbox("Scale (bicubic baseline)", [2, 3, 4], index=2)
         choice = bicubic_choice(scale)

@@ -172,6 +172,7 @@ def export_deploy(ckpt_path: str | Path, metrics: dict[str, Any], out_dir: str |
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_json_default) + "\n")
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
         os.chmod(tmp, 0o755)  # mkdtemp makes it 0700
+        os.chmod(weights, 0o644)  # safetensors writes 0600: another user (a web server) could not read it
         _swap_in(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

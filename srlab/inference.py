@@ -5,7 +5,7 @@ and ``evaluate.py``.
 ``"bicubic"`` (the baseline), and turns a ``PIL.Image`` into one ``scale`` times larger:
 
 * **colour**: RGB networks see RGB; Y networks (SRCNN, FSRCNN, ESPCN, VDSR) see the BT.601 Y channel
-  with Cb/Cr upscaled bicubically (:func:`srlab.sr.super_resolve`, per tile). Grayscale stays
+  and their Y replaces that of the bicubic (Pillow) upscale, i.e. Cb/Cr are bicubic, per tile. Grayscale stays
   grayscale (``L`` -> ``L``, 16-bit ``I;16`` -> ``I;16``, computed in float from the 16-bit values,
   ``F`` -> ``F``); an alpha channel is upscaled bicubically on its own and put back (``RGBA``, ``LA``);
   palette, CMYK, YCbCr, ... are converted to RGB. Pillow decodes 16-bit *RGB* files to 8-bit RGB, so
@@ -39,9 +39,11 @@ from torch import nn
 
 from srlab.imageio import ImageReadError, open_image
 from srlab.resize import bicubic_upscale
+from srlab.color import rgb_to_y
 from srlab.sr import super_resolve
 
 DEFAULT_TILE = 256
+PRECISIONS = ("fp32", "bf16")
 #: Inputs above this many pixels are refused (50 MP: a x4 result is then 800 MP, 2.4 GB of RGB).
 DEFAULT_MAX_INPUT_PIXELS = 50_000_000
 BICUBIC = "bicubic"
@@ -51,6 +53,7 @@ Progress = Callable[[int, int], None]
 # BT.601 luma: an RGB network's output for a gray input is brought back to one channel with it.
 _LUMA = (0.299, 0.587, 0.114)
 _Y_LO, _Y_RANGE = 16.0 / 255.0, 219.0 / 255.0  # studio-swing Y of MATLAB's rgb2ycbcr
+_Y_TO_RGB = 255.0 / 219.0  # d(R, G, B) / dY of the inverse conversion (the same for all three)
 
 _torch_configured = False
 
@@ -147,6 +150,11 @@ def _to_source(im: Image.Image) -> _Source:
     return _Source(np.asarray(im), 255.0)
 
 
+def _to_tensor(arr: np.ndarray, top: float, device: torch.device) -> torch.Tensor:
+    """``H x W x C`` array -> ``1 x C x H x W`` float32 in [0, 1] on ``device``."""
+    return (torch.from_numpy(arr.astype(np.float32)).permute(2, 0, 1).unsqueeze(0).to(device) / top)
+
+
 def _quantize(x: np.ndarray, top: float, dtype: np.dtype) -> np.ndarray:
     """Float in [0, 1] -> the output dtype's range (rounded and clipped for integer types)."""
     if np.issubdtype(dtype, np.floating):
@@ -223,7 +231,10 @@ class Upscaler:
     def __init__(self, net: nn.Module | None, scale: int, name: str, color: str = "rgb",
                  receptive_field: int = 0, metrics: dict[str, Any] | None = None,
                  config: dict[str, Any] | None = None, path: str | Path | None = None,
-                 max_input_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS) -> None:
+                 max_input_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS, channels_last: bool = True,
+                 precision: str = "fp32") -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.net = net
         self.scale = int(scale)
         self.name = name
@@ -233,8 +244,13 @@ class Upscaler:
         self.config = config or {}
         self.path = Path(path) if path is not None else None
         self.max_input_pixels = max_input_pixels
+        # channels_last: oneDNN's convolutions run 1.3-3x faster in NHWC on CPUs (the default here).
+        # bf16: autocast, twice the FMA rate on CPUs with AVX-512 BF16 / AMX, at a small PSNR cost
+        # (benchmarks/inference_speed.py measures both), so it is opt-in.
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.precision = precision
         if net is not None:
-            net.eval().to(memory_format=torch.channels_last)
+            net.eval().to(memory_format=self.memory_format)
             for p in net.parameters():
                 p.requires_grad_(False)
 
@@ -256,7 +272,9 @@ class Upscaler:
     @classmethod
     def load(cls, path: str | Path, *, scale: int | None = None, threads: int | None = None,
              max_input_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS) -> Upscaler:
-        """From a deploy folder (or its config.json), a srlab ``.ckpt``, or ``"bicubic"`` (with ``scale``).
+        """From a deploy folder (or its config.json), a srlab ``.ckpt``, ``"bicubic"`` (with ``scale``), or
+        the name of a folder that ships with srlab (``"fsrcnn_x4"``: ``srlab/weights/fsrcnn_x4``) when no
+        such path exists here.
 
         The first load in a process sets torch's threads (:func:`srlab.runtime.configure_torch`);
         later loads leave them alone unless ``threads`` is given.
@@ -278,6 +296,8 @@ class Upscaler:
         from srlab.deploy import CONFIG_FILE, METRICS_FILE, load_deployed, network_from_checkpoint
 
         path = Path(path)
+        if not path.exists() and len(path.parts) == 1 and (SHIPPED_WEIGHTS / path / CONFIG_FILE).is_file():
+            path = SHIPPED_WEIGHTS / path
         if path.is_dir() or path.name == CONFIG_FILE:
             net, config = load_deployed(path)
             folder = path if path.is_dir() else path.parent
@@ -296,7 +316,8 @@ class Upscaler:
             up = cls.from_network(net, hparams.get("name") or path.stem, config=hparams, path=path,
                                   max_input_pixels=max_input_pixels)
         else:
-            raise FileNotFoundError(f"{path}: no such deploy folder or checkpoint (or use 'bicubic')")
+            raise FileNotFoundError(f"{path}: no such deploy folder or checkpoint (or use 'bicubic', or a "
+                                    f"shipped folder's name: {', '.join(shipped_names()) or 'none ship'})")
         if scale is not None and int(scale) != up.scale:
             raise ValueError(f"{path} is a x{up.scale} network; x{scale} was asked for")
         return up
@@ -363,15 +384,30 @@ class Upscaler:
             progress(1, 1)
         return color
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        """LR tile ``1 x C x h x w`` in [0, 1] (C = 1 gray, 3 RGB) -> SR tile, clamped to [0, 1]."""
+    def _forward(self, x: torch.Tensor, bicubic: torch.Tensor | None = None) -> torch.Tensor:
+        """LR tile ``1 x C x h x w`` in [0, 1] (C = 1 gray, 3 RGB) -> SR tile, clamped to [0, 1].
+        ``bicubic``: the tile upscaled bicubically (``1 x 3 x sh x sw``), for a Y network on colour."""
+        if self.precision == "fp32":
+            return self._forward_fp32(x, bicubic)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            return self._forward_fp32(x, bicubic).float()
+
+    def _forward_fp32(self, x: torch.Tensor, bicubic: torch.Tensor | None) -> torch.Tensor:
         net = self.net
         assert net is not None
-        x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=self.memory_format)
+        if bicubic is not None:
+            # A Y network on colour: the SR luma on bicubic chroma. YCbCr -> RGB adds 255/219 x Y to each
+            # of R, G, B, so swapping the bicubic image's Y for the network's is one multiply-add over
+            # the bicubic RGB (Pillow's), the same image as super_resolve's YCbCr round trip but without
+            # its two HR colour conversions and float bicubic of Cb and Cr (2-3x the network's time for
+            # ESPCN).
+            y_sr = net(rgb_to_y(x).contiguous(memory_format=self.memory_format)).float()
+            return bicubic.add_((y_sr - rgb_to_y(bicubic)) * _Y_TO_RGB).clamp_(0, 1)
         if net.in_channels == 3:
             if x.shape[1] == 3:
                 return net(x).clamp(0, 1)
-            rgb = net(x.expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)).clamp(0, 1)
+            rgb = net(x.expand(-1, 3, -1, -1).contiguous(memory_format=self.memory_format)).clamp(0, 1)
             weights = torch.tensor(_LUMA, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
             return (rgb * weights).sum(dim=1, keepdim=True).clamp(0, 1)
         if x.shape[1] == 3:
@@ -386,12 +422,17 @@ class Upscaler:
         total = count_tiles(height, width, tile)
         param = next(self.net.parameters(), None)  # tiles go to the network's device (CPU or GPU)
         device = param.device if param is not None else torch.device("cpu")
+        y_on_color = self.net.in_channels == 1 and channels == 3
         with torch.inference_mode():
             for done, ((y0, y1, x0, x1), (py0, py1, px0, px1)) in enumerate(
                     tile_grid(height, width, tile, overlap), start=1):
-                patch = torch.from_numpy(np.ascontiguousarray(arr[py0:py1, px0:px1]).astype(np.float32))
-                x = patch.permute(2, 0, 1).unsqueeze(0).to(device) / src.top
-                sr = self._forward(x)[0].float().cpu()
+                patch = np.ascontiguousarray(arr[py0:py1, px0:px1])
+                x = _to_tensor(patch, src.top, device)
+                bicubic = None
+                if y_on_color:
+                    bicubic = _to_tensor(np.stack([_resize_plane(patch[..., c], s) for c in range(3)], axis=2)
+                                         if patch.dtype != np.uint8 else bicubic_upscale(patch, s), src.top, device)
+                sr = self._forward(x, bicubic)[0].float().cpu()
                 oy, ox = (y0 - py0) * s, (x0 - px0) * s
                 core = sr[:, oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s].permute(1, 2, 0).numpy()
                 out[y0 * s:y1 * s, x0 * s:x1 * s] = _quantize(core, src.top, arr.dtype)
@@ -406,26 +447,54 @@ class Upscaler:
 
 #: Trained weights that ship inside the package (deploy folders), so a fresh install upscales for real.
 SHIPPED_WEIGHTS = Path(__file__).with_name("weights")
-SHIPPED_DEFAULT = SHIPPED_WEIGHTS / "espcn_x4"
+
+
+def shipped_names() -> list[str]:
+    """The folders that ship with srlab (``Upscaler.load`` takes these names)."""
+    return [e["name"] for e in _deploy_entries(SHIPPED_WEIGHTS)]
+
+
+def shipped_default() -> Path | None:
+    """The shipped network a fresh install uses (see ``srlab/weights/README.md``): the x4 folder with the
+    highest mean PSNR in its metrics.json (``psnr``: the mean over the test sets), ties to the first
+    name; None when no weights ship."""
+    return _default_of(_deploy_entries(SHIPPED_WEIGHTS))
+
+
+def _default_of(entries: list[dict[str, Any]]) -> Path | None:
+    def rank(entry: dict[str, Any]) -> tuple[bool, float]:
+        psnr = entry.get("psnr")
+        ok = isinstance(psnr, (int, float)) and math.isfinite(psnr)
+        return entry.get("scale") == 4, float(psnr) if ok else float("-inf")
+
+    # max keeps the first of equals, and _deploy_entries lists folders by name
+    return Path(max(entries, key=rank)["path"]) if entries else None
 
 
 def default_model(root: str | Path = "deploy") -> Path:
-    """``root/best`` when select_best.py exported one, else the shipped ESPCN x4."""
+    """``root/best`` when select_best.py exported one, else the shipped default (:func:`shipped_default`);
+    ``root/best`` also when nothing ships (loading it then says it is missing)."""
     best = Path(root) / "best"
-    return best if (best / "config.json").is_file() else SHIPPED_DEFAULT
+    if (best / "config.json").is_file():
+        return best
+    return shipped_default() or best
 
 
 def list_deployed(root: str | Path = "deploy", shipped: bool = True) -> list[dict[str, Any]]:
     """Every deploy folder directly under ``root`` (the app's model picker), ``best`` first, then by
-    name, then (``shipped``) the weights that ship with the package, named ``<folder> (shipped)``.
-    Keys: ``name``, ``path``, ``model``, ``architecture``, ``scale``, ``color``, ``params``, ``psnr``,
-    ``ssim``, ``time_color_s`` (None where metrics.json lacks them), ``shipped``. Unreadable folders
-    are skipped."""
+    name, then (``shipped``) the weights that ship with the package, named ``<folder> (shipped)``, the
+    shipped default (:func:`shipped_default`) first. Keys: ``name``, ``path``, ``model``,
+    ``architecture``, ``scale``, ``color``, ``params``, ``psnr``, ``ssim``, ``time_color_s`` (None where
+    metrics.json lacks them), ``shipped``, ``default`` (True on the shipped default only). Unreadable
+    folders are skipped."""
     entries = _deploy_entries(Path(root))
     entries.sort(key=lambda e: (e["name"] != "best", e["name"]))
     if shipped:
-        for entry in _deploy_entries(SHIPPED_WEIGHTS):
-            entries.append({**entry, "name": f"{entry['name']} (shipped)", "shipped": True})
+        ours = _deploy_entries(SHIPPED_WEIGHTS)
+        default = _default_of(ours)
+        ours = [{**e, "name": f"{e['name']} (shipped)", "shipped": True, "default": Path(e["path"]) == default}
+                for e in ours]
+        entries += sorted(ours, key=lambda e: not e["default"])  # stable: the rest stay by name
     return entries
 
 
@@ -461,5 +530,6 @@ def _deploy_entries(root: Path) -> list[dict[str, Any]]:
             "ssim": metrics.get("ssim"),
             "time_color_s": metrics.get("time_color_s"),
             "shipped": False,
+            "default": False,
         })
     return entries

@@ -3,6 +3,7 @@
     python -m srlab.upscale photo.jpg -o photo_x4.png                # one file -> that file name
     python -m srlab.upscale photos/ more.png -o out/ --model deploy/best --tile 256
     python -m srlab.upscale photo.jpg -o out/ --model bicubic --scale 4
+    python -m srlab.upscale photo.jpg -o out/ --model fsrcnn_x4      # a network that ships with srlab
 
 Inputs are files or folders (searched recursively for images). Outputs are PNGs named
 ``<name>_x<scale>.png`` in the ``-o`` folder (sub-folders of an input folder are mirrored), or ``-o``
@@ -49,7 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("inputs", nargs="+", metavar="IN", help="image files or folders (recursive)")
     parser.add_argument("-o", "--output", required=True, help="output folder, or a .png name for one input file")
     parser.add_argument("--model", default=None,
-                        help="deploy folder, .ckpt, or 'bicubic' (default: deploy/best, else the shipped ESPCN x4)")
+                        help="deploy folder, .ckpt, 'bicubic', or a shipped folder's name such as fsrcnn_x4 "
+                             "(default: deploy/best, else the shipped default: see srlab/weights/README.md)")
     parser.add_argument("--scale", type=int, default=None, help="scale of the bicubic baseline (default 4)")
     parser.add_argument("--tile", type=int, default=DEFAULT_TILE,
                         help=f"LR tile size; 0 = whole image at once (default {DEFAULT_TILE})")

@@ -129,9 +129,17 @@ def test_no_deployed_model_uses_the_shipped_weights_and_says_how_to_make_one(mon
     at = run(AppTest.from_file(APP, default_timeout=TIMEOUT))
     note = " ".join(texts(at, "info"))
     assert "No deployed model" in note and "python select_best.py" in note and "ship with srlab" in note
+    # every shipped folder is offered, the shipped default (srlab/weights/README.md) preselected
+    from srlab.deploy import CONFIG_FILE
+    from srlab.inference import SHIPPED_WEIGHTS, shipped_default
+
+    shipped = sorted(p.name for p in SHIPPED_WEIGHTS.iterdir() if (p / CONFIG_FILE).is_file())
+    default = shipped_default().name
     picker = at.selectbox[0]
-    assert picker.value["name"] == "espcn_x4 (shipped)" and picker.options[-1].startswith("bicubic - x4")
-    assert any("451x300 -> 1804x1200 with espcn_x4 (shipped) (x4)" in c for c in texts(at, "caption"))
+    names = [label.split(" - ")[0] for label in picker.options]
+    assert names == [f"{default} (shipped)"] + [f"{n} (shipped)" for n in shipped if n != default] + ["bicubic"]
+    assert picker.value["name"] == f"{default} (shipped)"
+    assert any(f"451x300 -> 1804x1200 with {default} (shipped) (x4)" in c for c in texts(at, "caption"))
     assert not at.error
 
 

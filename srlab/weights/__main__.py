@@ -1,0 +1,5 @@
+import sys
+
+from srlab.weights.export import main
+
+sys.exit(main())

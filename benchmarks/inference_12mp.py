@@ -2,6 +2,7 @@
 
     python benchmarks/inference_12mp.py                          # espcn, fsrcnn, edsr_baseline
     python benchmarks/inference_12mp.py --models espcn fsrcnn --threads 2
+    python benchmarks/inference_12mp.py --models rdn --scales 4 --no-untiled --max-tiles 8   # slow networks
 
 For each network (random weights: speed does not depend on them) it upscales a synthetic 12 MP
 photo (4000x3000 RGB) x2 and a 3 MP one (2000x1500) x4 -- both 48 MP out -- tiled (``--tile``,
@@ -46,7 +47,12 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def worker(model: str, scale: int, width: int, height: int, tile: int | None, threads: int | None) -> dict:
+class _EnoughTiles(Exception):
+    pass
+
+
+def worker(model: str, scale: int, width: int, height: int, tile: int | None, threads: int | None,
+           max_tiles: int | None = None, precision: str = "fp32") -> dict:
     import torch
 
     from srlab.inference import Upscaler
@@ -55,18 +61,33 @@ def worker(model: str, scale: int, width: int, height: int, tile: int | None, th
 
     threads = configure_torch(threads)
     torch.manual_seed(0)
-    up = Upscaler.from_network(build_model(model, scale), model)
+    up = Upscaler.from_network(build_model(model, scale), model, precision=precision)
     img = synthetic_photo(width, height)
     base = rss_mb()
-    tiles = []
+    tiles: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        tiles.append(total)
+        if max_tiles and done >= max_tiles and done < total:
+            raise _EnoughTiles
+
     start = time.perf_counter()
-    out = up.upscale(img, tile=tile, progress=lambda d, t: tiles.append(t))
+    try:
+        up.upscale(img, tile=tile, progress=progress)
+        done = len(tiles)
+    except _EnoughTiles:
+        done = max_tiles
     seconds = time.perf_counter() - start
-    out_mp = out.width * out.height / 1e6
+    total = tiles[-1] if tiles else 1
+    out_mp = width * height * scale * scale / 1e6
+    # A partial run (max_tiles) extrapolates the time, and adds the output pages not yet written (numpy
+    # allocates the output lazily) to the peak: the rest of the run only fills them.
+    unwritten_mb = out_mp * 3 * (1 - done / total)
+    seconds *= total / done
     return {"model": model, "scale": scale, "in_mp": width * height / 1e6, "out_mp": out_mp,
-            "tile": tile, "tiles": tiles[-1] if tiles else 0, "overlap": up.receptive_field,
-            "seconds": seconds, "s_per_out_mp": seconds / out_mp, "peak_rss_mb": rss_mb(),
-            "base_rss_mb": base, "threads": threads}
+            "tile": tile, "tiles": total, "tiles_run": done, "overlap": up.receptive_field,
+            "seconds": seconds, "s_per_out_mp": seconds / out_mp, "peak_rss_mb": rss_mb() + unwritten_mb,
+            "base_rss_mb": base, "threads": threads, "precision": precision}
 
 
 def untiled_gb(model: str, scale: int, width: int, height: int) -> float:
@@ -86,6 +107,11 @@ def main() -> None:
     parser.add_argument("--max-untiled-gb", type=float, default=16.0,
                         help="skip untiled runs estimated above this much activation memory")
     parser.add_argument("--no-untiled", action="store_true")
+    parser.add_argument("--scales", type=int, nargs="+", default=[2, 4], choices=(2, 4))
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    parser.add_argument("--max-tiles", type=int, default=None,
+                        help="stop after this many tiles and extrapolate the time (slow networks); the peak RSS "
+                             "then adds the output pages not yet written")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -97,7 +123,7 @@ def main() -> None:
     print(f"{'model':<14} {'scale':>5} {'in MP':>6} {'tile':>6} {'tiles':>6} {'s':>8} {'s/outMP':>8} "
           f"{'peakRSS MB':>10} {'base MB':>8}", flush=True)
     for model in args.models:
-        for scale, width, height in CONFIGS:
+        for scale, width, height in [c for c in CONFIGS if c[0] in args.scales]:
             for tile in [args.tile, None]:
                 if tile is None:
                     gb = untiled_gb(model, scale, width, height)
@@ -107,7 +133,8 @@ def main() -> None:
                               flush=True)
                         continue
                 job = {"model": model, "scale": scale, "width": width, "height": height, "tile": tile,
-                       "threads": args.threads}
+                       "threads": args.threads, "precision": args.precision,
+                       "max_tiles": args.max_tiles if tile else None}
                 proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], check=False,
                                       capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
                 if proc.returncode != 0:
@@ -116,7 +143,8 @@ def main() -> None:
                     continue
                 r = json.loads(proc.stdout.strip().splitlines()[-1])
                 rows.append(r)
-                print(f"{model:<14} {scale:>5} {r['in_mp']:>6.1f} {tile or 'none'!s:>6} {r['tiles']:>6} "
+                run = f"{r['tiles_run']}/{r['tiles']}" if r["tiles_run"] < r["tiles"] else str(r["tiles"])
+                print(f"{model:<14} {scale:>5} {r['in_mp']:>6.1f} {tile or 'none'!s:>6} {run:>6} "
                       f"{r['seconds']:>8.1f} {r['s_per_out_mp']:>8.3f} {r['peak_rss_mb']:>10.0f} "
                       f"{r['base_rss_mb']:>8.0f}", flush=True)
     if rows:

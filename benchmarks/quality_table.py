@@ -12,8 +12,8 @@ the benchmark has (``eval.limit``; metrics.json counts them) is marked, with bic
 it. Prints the Markdown table, the published x4 PSNR beside ours, and the target checks.
 
 ``--selection-csv`` writes a ``select_best.py select.table=`` CSV (model, psnr, time_color, time_gray,
-checkpoint; then budget_min, images). Its psnr is the mean over the sets every row has; the times are
-the engine rows' ``seconds_median`` (or ``--time-column s_per_output_mp``) of the ``--speed`` CSV (model,
+checkpoint; then budget_min, images). Its psnr is the mean over the sets every row has in full; the times are
+the engine rows' ``s_per_output_mp`` (or ``--time-column seconds_median``) of the ``--speed`` CSV (model,
 mode, photo, s_per_output_mp, seconds_median; photo "color" or "gray"; mode "engine", or "channels_last",
 the engine's setting, as benchmarks/inference_speed.py writes it).
 """
@@ -226,9 +226,10 @@ def read_speed(path: Path, column: str = "seconds_median") -> dict[str, dict[str
 
 def write_selection_csv(results: list[Result], speed: dict[str, dict[str, float]], path: Path) -> list[str]:
     """The select.table CSV; returns the sets its psnr averages over."""
-    common = [s for s in SETS if all(s in r.sets for r in results)]
+    # PSNR over the sets every row has in full, so that no row is averaged over other images
+    common = [s for s in SETS if all(s in r.sets and not r.limited(s) for r in results)]
     if not results or not common:
-        raise SystemExit("quality_table: --selection-csv: no set is present in every result")
+        raise SystemExit("quality_table: --selection-csv: no set is evaluated in full in every result")
     missing = [r.model for r in results if not {"color", "gray"} <= speed.get(r.model, {}).keys()]
     if missing:
         raise SystemExit(f"quality_table: the --speed CSV has no engine color+gray rows for {sorted(set(missing))}")
@@ -254,8 +255,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="also write the Markdown here")
     parser.add_argument("--speed", type=Path, help="speed benchmark CSV (for --selection-csv)")
     parser.add_argument("--selection-csv", type=Path, help="write a select_best.py select.table CSV")
-    parser.add_argument("--time-column", choices=("seconds_median", "s_per_output_mp"), default="seconds_median",
-                        help="speed CSV column for time_color / time_gray (default seconds_median)")
+    parser.add_argument("--time-column", choices=("seconds_median", "s_per_output_mp"), default="s_per_output_mp",
+                        help="speed CSV column for time_color / time_gray (default s_per_output_mp: the speed "
+                             "benchmark crops the photos smaller for slow networks)")
     args = parser.parse_args(argv)
     if args.selection_csv and not args.speed:
         parser.error("--selection-csv needs --speed PATH (the speed benchmark's CSV: model, mode, photo, "

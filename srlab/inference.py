@@ -40,7 +40,7 @@ from torch import nn
 from srlab.imageio import ImageReadError, open_image
 from srlab.resize import bicubic_upscale
 from srlab.color import rgb_to_y
-from srlab.sr import super_resolve
+from srlab.sr import replace_y, super_resolve
 
 DEFAULT_TILE = 256
 PRECISIONS = ("fp32", "bf16")
@@ -53,7 +53,6 @@ Progress = Callable[[int, int], None]
 # BT.601 luma: an RGB network's output for a gray input is brought back to one channel with it.
 _LUMA = (0.299, 0.587, 0.114)
 _Y_LO, _Y_RANGE = 16.0 / 255.0, 219.0 / 255.0  # studio-swing Y of MATLAB's rgb2ycbcr
-_Y_TO_RGB = 255.0 / 219.0  # d(R, G, B) / dY of the inverse conversion (the same for all three)
 
 _torch_configured = False
 
@@ -397,13 +396,11 @@ class Upscaler:
         assert net is not None
         x = x.contiguous(memory_format=self.memory_format)
         if bicubic is not None:
-            # A Y network on colour: the SR luma on bicubic chroma. YCbCr -> RGB adds 255/219 x Y to each
-            # of R, G, B, so swapping the bicubic image's Y for the network's is one multiply-add over
-            # the bicubic RGB (Pillow's), the same image as super_resolve's YCbCr round trip but without
-            # its two HR colour conversions and float bicubic of Cb and Cr (2-3x the network's time for
-            # ESPCN).
+            # A Y network on colour: its Y on the chroma of Pillow's (MATLAB-style) bicubic RGB, the image
+            # super_resolve's YCbCr round trip makes, without the two colour conversions and the float
+            # bicubic of Cb and Cr at the output size (together more than ESPCN's own time).
             y_sr = net(rgb_to_y(x).contiguous(memory_format=self.memory_format)).float()
-            return bicubic.add_((y_sr - rgb_to_y(bicubic)) * _Y_TO_RGB).clamp_(0, 1)
+            return replace_y(bicubic, y_sr).clamp_(0, 1)
         if net.in_channels == 3:
             if x.shape[1] == 3:
                 return net(x).clamp(0, 1)
@@ -434,8 +431,12 @@ class Upscaler:
                                          if patch.dtype != np.uint8 else bicubic_upscale(patch, s), src.top, device)
                 sr = self._forward(x, bicubic)[0].float().cpu()
                 oy, ox = (y0 - py0) * s, (x0 - px0) * s
-                core = sr[:, oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s].permute(1, 2, 0).numpy()
-                out[y0 * s:y1 * s, x0 * s:x1 * s] = _quantize(core, src.top, arr.dtype)
+                core = sr[:, oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s]
+                if arr.dtype == np.uint8:  # the common case, in torch: vectorised and threaded, unlike numpy's
+                    core = core.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+                    out[y0 * s:y1 * s, x0 * s:x1 * s] = core.permute(1, 2, 0).numpy()
+                else:
+                    out[y0 * s:y1 * s, x0 * s:x1 * s] = _quantize(core.permute(1, 2, 0).numpy(), src.top, arr.dtype)
                 if progress is not None:
                     progress(done, total)
         return out

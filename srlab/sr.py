@@ -19,6 +19,14 @@ def network_input(net: nn.Module, rgb: torch.Tensor) -> torch.Tensor:
     return rgb_to_y(rgb) if net.in_channels == 1 else rgb
 
 
+def replace_y(rgb: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """RGB ``N x 3 x H x W`` whose BT.601 Y is ``y`` (``N x 1 x H x W``) and whose Cb, Cr are those of
+    ``rgb``; not clamped. YCbCr -> RGB adds 255/219 x Y to each of R, G, B, so swapping Y is one
+    multiply-add: how the inference engine puts a Y network's output on bicubic colour, without two
+    colour conversions and a float bicubic of Cb and Cr at the output size."""
+    return rgb + (y - rgb_to_y(rgb)) * (255.0 / 219.0)
+
+
 def super_resolve(net: nn.Module, lr: torch.Tensor) -> torch.Tensor:
     """LR RGB ``N x 3 x h x w`` -> SR RGB ``N x 3 x sh x sw``, clamped to [0, 1]."""
     if net.in_channels == 3:

@@ -12,7 +12,7 @@ the benchmark has (``eval.limit``; metrics.json counts them) is marked, with bic
 it. Prints the Markdown table, the published x4 PSNR beside ours, and the target checks.
 
 ``--selection-csv`` writes a ``select_best.py select.table=`` CSV (model, psnr, time_color, time_gray,
-checkpoint; then budget_min, images). Its psnr is the mean over the sets every row has in full; the times are
+checkpoint; then budget_min). Its psnr is the mean over the sets every row has in full; the times are
 the engine rows' ``s_per_output_mp`` (or ``--time-column seconds_median``) of the ``--speed`` CSV (model,
 mode, photo, s_per_output_mp, seconds_median; photo "color" or "gray"; mode "engine", or "channels_last",
 the engine's setting, as benchmarks/inference_speed.py writes it).
@@ -34,6 +34,7 @@ from srlab.selection import BICUBIC, SelectionError, load_results
 ROOT = Path(__file__).resolve().parents[1]
 SETS = ("Set5", "Set14", "BSD100", "Urban100")
 ENGINE_MODES = ("engine", "channels_last")  # speed CSV rows of the inference engine, preferred first
+SAME_GENERATOR = {"srgan": "srresnet"}  # SRGAN's generator is an SRResNet: the same speed
 
 
 class Paper(NamedTuple):
@@ -230,14 +231,14 @@ def write_selection_csv(results: list[Result], speed: dict[str, dict[str, float]
     common = [s for s in SETS if all(s in r.sets and not r.limited(s) for r in results)]
     if not results or not common:
         raise SystemExit("quality_table: --selection-csv: no set is evaluated in full in every result")
+    speed = {**{alias: speed[arch] for alias, arch in SAME_GENERATOR.items() if arch in speed}, **speed}
     missing = [r.model for r in results if not {"color", "gray"} <= speed.get(r.model, {}).keys()]
     if missing:
         raise SystemExit(f"quality_table: the --speed CSV has no engine color+gray rows for {sorted(set(missing))}")
     rows = [{"model": f"{r.model}_{r.budget}m", "psnr": round(sum(r.sets[s].psnr for s in common) / len(common), 4),
              "time_color": speed[r.model]["color"], "time_gray": speed[r.model]["gray"],
-             "checkpoint": str(r.checkpoint.resolve()) if r.checkpoint else "", "budget_min": r.budget,
-             "images": "all" if not any(r.limited(s) for s in common) else
-             "first " + str(max(r.sets[s].images for s in common if r.limited(s)))} for r in results]
+             "checkpoint": str(r.checkpoint.resolve()) if r.checkpoint else "", "budget_min": r.budget}
+            for r in results]
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -274,10 +275,8 @@ def main(argv: list[str] | None = None) -> None:
         args.out.write_text(text)
     if args.selection_csv:
         sets = write_selection_csv(results, read_speed(args.speed, args.time_column), args.selection_csv)
-        limited = [f"{r.model}_{r.budget}m" for r in results if any(r.limited(s) for s in sets)]
-        print(f"Wrote {args.selection_csv} (psnr: mean over {', '.join(sets)}"
-              + (f"; {', '.join(limited)} on the first images only, see its images column" if limited else "")
-              + ")", file=sys.stderr)
+        print(f"Wrote {args.selection_csv} (psnr: mean over {', '.join(sets)}, evaluated in full for every row)",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":

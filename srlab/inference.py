@@ -270,7 +270,7 @@ class Upscaler:
 
     @classmethod
     def load(cls, path: str | Path, *, scale: int | None = None, threads: int | None = None,
-             max_input_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS) -> Upscaler:
+             max_input_pixels: int | None = DEFAULT_MAX_INPUT_PIXELS, precision: str = "fp32") -> Upscaler:
         """From a deploy folder (or its config.json), a srlab ``.ckpt``, ``"bicubic"`` (with ``scale``), or
         the name of a folder that ships with srlab (``"fsrcnn_x4"``: ``srlab/weights/fsrcnn_x4``) when no
         such path exists here.
@@ -308,12 +308,12 @@ class Upscaler:
                 pass
             name = config.get("model") or folder.resolve().name
             up = cls.from_network(net, name, metrics=metrics, config=config, path=folder,
-                                  max_input_pixels=max_input_pixels)
+                                  max_input_pixels=max_input_pixels, precision=precision)
         elif path.is_file():
             # Restricted to srlab.models targets, weights_only load, pruning masks folded.
             net, hparams = network_from_checkpoint(path)
             up = cls.from_network(net, hparams.get("name") or path.stem, config=hparams, path=path,
-                                  max_input_pixels=max_input_pixels)
+                                  max_input_pixels=max_input_pixels, precision=precision)
         else:
             raise FileNotFoundError(f"{path}: no such deploy folder or checkpoint (or use 'bicubic', or a "
                                     f"shipped folder's name: {', '.join(shipped_names()) or 'none ship'})")

@@ -360,3 +360,14 @@ def test_cli_single_file_named_output(tmp_path: Path) -> None:
         assert im.size == (36, 30)
     assert main([str(src), "-o", str(tmp_path / "o"), "--model", "bicubic"]) == 0
     assert (tmp_path / "o" / "p_x4.png").is_file()
+
+
+def test_bf16_precision_is_close_to_fp32_and_checked() -> None:
+    rgb = photo()
+    fp32 = as_int(net_upscaler("edsr_baseline").upscale(Image.fromarray(rgb), tile=32))
+    torch.manual_seed(0)
+    bf16 = Upscaler.from_network(build_model("edsr_baseline", 2), precision="bf16")
+    out = as_int(bf16.upscale(Image.fromarray(rgb), tile=32))
+    assert out.shape == fp32.shape and np.abs(out - fp32).mean() < 1.0
+    with pytest.raises(ValueError, match="precision"):
+        Upscaler.from_network(build_model("espcn", 2), precision="fp8")

@@ -13,7 +13,7 @@ from pytorch_lightning.callbacks import Timer
 from torch.utils.data import DataLoader, TensorDataset
 
 from srlab.callbacks.time_budget_lr import TimeBudgetLR
-from tests._train_utils import compose_cfg
+from _train_utils import compose_cfg
 
 
 def test_factor_is_flat_then_cosine_to_the_final_factor():

@@ -7,7 +7,8 @@
 #   python benchmarks/quality_table.py                                                   # the table
 #
 # Two networks train at a time, one thread (one core) each, so every network gets the same compute: one
-# core for BUDGET minutes (two one-thread jobs did 1.6x the work of one two-thread job on 2 cores here).
+# core for BUDGET minutes (EDSR-baseline: 44 s per 30 steps on one thread, 25 s on two, so two one-thread
+# jobs do 1.14x the work of one two-thread job; BENCHMARKS.md, "Training defaults on 2 cores").
 # Each job trains, then evaluates its final weights (speed is benchmarks/inference_speed.py's job).
 # SRGAN (SRGAN-MSE: pixel MSE + 1e-3 adversarial; no VGG weights offline) starts from the SRResNet of the
 # same budget, so it runs after srresnet in the same queue.

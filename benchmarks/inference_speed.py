@@ -108,24 +108,15 @@ def onnx_seconds(net: torch.nn.Module, image: Image.Image, repeats: int) -> tupl
     return timed(lambda: session.run(None, feed), repeats)
 
 
-def set5_psnr_cost(net: torch.nn.Module, name: str, scale: int) -> float | None:
+def set5_psnr_cost(ckpt: Path, name: str, scale: int) -> float | None:
     """Set5 mean PSNR (Y) of float32 channels_last minus that of bf16, in dB (None without Set5)."""
-    from srlab import metrics
-    from srlab.evaluation.sets import load_set
+    from srlab.evaluation import ModelSpec, evaluate_set, load_model, load_set
 
     root = Path(os.environ.get("SRLAB_DATA_DIR", "../shared/datasets"))
     if not (root / "Set5").is_dir():
         return None
-    test_set = load_set("Set5", root, download=False)
-    psnr = {}
-    for precision in ("fp32", "bf16"):
-        up = Upscaler.from_network(net, name, precision=precision)
-        values = []
-        for img, hr, lr in test_set.pairs(scale):
-            sr = up.upscale_array(lr, tile=None)
-            to_t = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, 0)))[None].double() / 255
-            values.append(metrics.psnr(to_t(sr), to_t(hr), crop=scale, protocol="y", gray=img.gray).item())
-        psnr[precision] = float(np.mean(values))
+    model, test_set = load_model(ModelSpec(name, ckpt), scale), load_set("Set5", root, download=False)
+    psnr = {p: evaluate_set(model, test_set, scale, ssim=False, precision=p)["psnr"] for p in ("fp32", "bf16")}
     return psnr["fp32"] - psnr["bf16"]
 
 
@@ -155,7 +146,7 @@ def main() -> None:
         net = load_net(model, args.scale, ckpt)
         gmac = macs_per_output_mp(net, 64) / 1e9
         side = HEAVY_SIDE if model in ("rdn", "vdsr", "edsr") else args.side
-        cost = set5_psnr_cost(net, model, args.scale) if ckpt is not None else None
+        cost = set5_psnr_cost(ckpt, model, args.scale) if ckpt is not None else None
         for photo, image in photos(side).items():
             out_mp = image.width * image.height * args.scale ** 2 / 1e6
             results = {}

@@ -40,7 +40,7 @@ from torch import nn
 from srlab.imageio import ImageReadError, open_image
 from srlab.resize import bicubic_upscale
 from srlab.color import rgb_to_y
-from srlab.sr import replace_y, super_resolve
+from srlab.sr import replace_y
 
 DEFAULT_TILE = 256
 PRECISIONS = ("fp32", "bf16")
@@ -151,11 +151,15 @@ def _to_source(im: Image.Image) -> _Source:
 
 def _to_tensor(arr: np.ndarray, top: float, device: torch.device) -> torch.Tensor:
     """``H x W x C`` array -> ``1 x C x H x W`` float32 in [0, 1] on ``device``."""
-    return (torch.from_numpy(arr.astype(np.float32)).permute(2, 0, 1).unsqueeze(0).to(device) / top)
+    return torch.from_numpy(arr.astype(np.float32)).permute(2, 0, 1).unsqueeze(0).to(device) / top
 
 
-def _quantize(x: np.ndarray, top: float, dtype: np.dtype) -> np.ndarray:
-    """Float in [0, 1] -> the output dtype's range (rounded and clipped for integer types)."""
+def _quantize(x: torch.Tensor, top: float, dtype: np.dtype) -> np.ndarray:
+    """Float ``C x H x W`` in [0, 1] -> ``H x W x C`` in the output dtype's range (rounded and clipped for
+    integer types). 8-bit, the common case, is done in torch: vectorised and threaded, unlike numpy."""
+    if dtype == np.uint8:
+        return x.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    x = x.permute(1, 2, 0).numpy()
     if np.issubdtype(dtype, np.floating):
         return (x * top).astype(dtype, copy=False)
     return np.clip(np.rint(x * top), 0, top).astype(dtype)
@@ -172,6 +176,13 @@ def _resize_plane(plane: np.ndarray, scale: int) -> np.ndarray:
         info = np.iinfo(plane.dtype)
         return np.clip(np.rint(out), info.min, info.max).astype(plane.dtype)
     return out.astype(plane.dtype, copy=False)
+
+
+def _resize_image(arr: np.ndarray, scale: int) -> np.ndarray:
+    """Bicubic upscaling of an ``H x W x C`` array (8-bit RGB in one Pillow call, else plane by plane)."""
+    if arr.dtype == np.uint8 and arr.shape[2] == 3:
+        return bicubic_upscale(arr, scale)
+    return np.stack([_resize_plane(arr[..., c], scale) for c in range(arr.shape[2])], axis=2)
 
 
 def _to_image(color: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
@@ -378,14 +389,15 @@ class Upscaler:
     def _upscale_source(self, src: _Source, tile: int | None, overlap: int, progress: Progress | None) -> np.ndarray:
         if self.net is not None:
             return self._run_tiled(src, tile, overlap, progress)
-        color = np.stack([_resize_plane(src.color[..., c], self.scale) for c in range(src.color.shape[2])], axis=2)
+        color = _resize_image(src.color, self.scale)
         if progress is not None:
             progress(1, 1)
         return color
 
     def _forward(self, x: torch.Tensor, bicubic: torch.Tensor | None = None) -> torch.Tensor:
         """LR tile ``1 x C x h x w`` in [0, 1] (C = 1 gray, 3 RGB) -> SR tile, clamped to [0, 1].
-        ``bicubic``: the tile upscaled bicubically (``1 x 3 x sh x sw``), for a Y network on colour."""
+        ``bicubic``: the tile upscaled bicubically (``1 x 3 x sh x sw``), given for (and only for) a Y
+        network on colour."""
         if self.precision == "fp32":
             return self._forward_fp32(x, bicubic)
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
@@ -407,8 +419,6 @@ class Upscaler:
             rgb = net(x.expand(-1, 3, -1, -1).contiguous(memory_format=self.memory_format)).clamp(0, 1)
             weights = torch.tensor(_LUMA, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
             return (rgb * weights).sum(dim=1, keepdim=True).clamp(0, 1)
-        if x.shape[1] == 3:
-            return super_resolve(net, x)
         # Gray through a Y network: what super_resolve does for R = G = B (Cb = Cr = 128), directly.
         return ((net(x * _Y_RANGE + _Y_LO) - _Y_LO) / _Y_RANGE).clamp(0, 1)
 
@@ -427,16 +437,11 @@ class Upscaler:
                 x = _to_tensor(patch, src.top, device)
                 bicubic = None
                 if y_on_color:
-                    bicubic = _to_tensor(np.stack([_resize_plane(patch[..., c], s) for c in range(3)], axis=2)
-                                         if patch.dtype != np.uint8 else bicubic_upscale(patch, s), src.top, device)
+                    bicubic = _to_tensor(_resize_image(patch, s), src.top, device)
                 sr = self._forward(x, bicubic)[0].float().cpu()
                 oy, ox = (y0 - py0) * s, (x0 - px0) * s
                 core = sr[:, oy:oy + (y1 - y0) * s, ox:ox + (x1 - x0) * s]
-                if arr.dtype == np.uint8:  # the common case, in torch: vectorised and threaded, unlike numpy's
-                    core = core.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
-                    out[y0 * s:y1 * s, x0 * s:x1 * s] = core.permute(1, 2, 0).numpy()
-                else:
-                    out[y0 * s:y1 * s, x0 * s:x1 * s] = _quantize(core.permute(1, 2, 0).numpy(), src.top, arr.dtype)
+                out[y0 * s:y1 * s, x0 * s:x1 * s] = _quantize(core, src.top, arr.dtype)
                 if progress is not None:
                     progress(done, total)
         return out

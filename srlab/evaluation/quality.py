@@ -18,17 +18,17 @@ from srlab.evaluation.sets import TestSet
 from srlab.resize import bicubic_upscale
 
 
-def upscale(model: LoadedModel, lr: np.ndarray, tile: int | None = None) -> np.ndarray:
+def upscale(model: LoadedModel, lr: np.ndarray, tile: int | None = None, precision: str = "fp32") -> np.ndarray:
     """uint8 LR (``H x W x 3`` RGB or ``H x W`` gray) -> uint8 SR, ``scale`` times larger, through the
     deployment engine (:class:`srlab.inference.Upscaler`), so evaluation measures what the app and
     the CLI run. ``tile=None`` processes the whole image (quality); the engine's tiling gives the same
     result within 1/255. A Y network sees a gray image as Y (studio swing); an RGB network sees three
-    equal channels and its output's BT.601 luma is returned."""
+    equal channels and its output's BT.601 luma is returned. ``precision``: the engine's ("fp32" | "bf16")."""
     if model.net is None:
         return bicubic_upscale(lr, model.scale)
     from srlab.inference import Upscaler
 
-    return Upscaler.from_network(model.net, model.label).upscale_array(lr, tile=tile)
+    return Upscaler.from_network(model.net, model.label, precision=precision).upscale_array(lr, tile=tile)
 
 
 def _chw(img: np.ndarray) -> torch.Tensor:
@@ -38,13 +38,13 @@ def _chw(img: np.ndarray) -> torch.Tensor:
 
 
 def evaluate_set(model: LoadedModel, test_set: TestSet, scale: int, protocol: str = "y",
-                 ssim: bool = True) -> dict[str, Any]:
+                 ssim: bool = True, precision: str = "fp32") -> dict[str, Any]:
     """Per-image and mean PSNR/SSIM of ``model`` on ``test_set`` (see :mod:`srlab.evaluation`)."""
     if protocol not in metrics.PROTOCOLS:
         raise EvaluationError(f"unknown protocol {protocol!r}; choose from {metrics.PROTOCOLS}")
     per_image = []
     for img, hr, lr in test_set.pairs(scale):
-        sr = upscale(model, lr)
+        sr = upscale(model, lr, precision=precision)
         if sr.shape != hr.shape:
             raise EvaluationError(f"{model.label} returned {sr.shape[1]}x{sr.shape[0]} for {img.name}, "
                                   f"expected {hr.shape[1]}x{hr.shape[0]}")
